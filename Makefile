@@ -1,0 +1,33 @@
+# The two commands a fresh clone needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SCALE  ?= 1
+ONLY   ?=
+
+.PHONY: install demo test lint typecheck bench clean
+
+install: $(STAMP)  ## venv + pinned packages + DuckDB extensions from PyPI
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m lake.extensions
+	touch $(STAMP)
+
+demo: install  ## generate the example shop and run the whole pipeline on the local lake
+	$(BIN)/lakehouse demo --scale $(SCALE)
+
+test: install  ## every test: unit, then integration (real DuckDB, dbt, GX, SeaweedFS S3)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests/integration
+
+bench: install  ## benchmarks; `make bench ONLY=ingest_csv` runs one
+	$(BIN)/python -m bench $(ONLY)
+
+clean:
+	rm -rf data .duckdb_extensions dbt_project/target dbt_project/logs

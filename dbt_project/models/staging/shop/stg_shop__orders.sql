@@ -1,0 +1,44 @@
+with
+
+source as (
+
+    select * from {{ source('shop', 'orders') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        cast(order_id as bigint) as order_id,
+        cast(customer_id as bigint) as customer_id,
+
+        -- attributes
+        lower(trim(status)) as order_status,
+        upper(nullif(trim(currency), '')) as currency,
+
+        -- numbers
+        cast(shipping_amount as decimal(12, 2)) as shipping_amount,
+
+        -- timestamps (source carries offsets; normalised to UTC)
+        timezone('UTC', cast(order_ts as timestamptz)) as ordered_at,
+
+        -- lineage
+        _load_id,
+        _ingested_at
+
+    from source
+
+),
+
+final as (
+
+    -- the latest version of each order across batches
+    select * from renamed
+    qualify row_number() over (
+        partition by order_id order by _ingested_at desc, _load_id desc
+    ) = 1
+
+)
+
+select * from final

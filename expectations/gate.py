@@ -1,0 +1,154 @@
+"""Run a gate: GX checkpoints over DuckDB tables, validated as SQL inside DuckDB."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from expectations import gx_duckdb
+from expectations.errors import GateFailed
+from expectations.suites import SuiteSpec
+
+log = logging.getLogger("lakehouse.expectations")
+
+
+@dataclass
+class ExpectationResult:
+    suite: str
+    target: str
+    expectation: str
+    severity: str
+    success: bool
+    observed: Any = None
+    sample: list[Any] = field(default_factory=list)
+    error: str | None = None
+
+    def describe(self) -> str:
+        text = f"{self.target}: {self.expectation}"
+        if self.error:
+            return f"{text}: could not run: {self.error}"
+        if self.observed is not None:
+            text += f": observed {self.observed}"
+        if self.sample:
+            text += f", e.g. {self.sample[:5]}"
+        return text
+
+
+@dataclass
+class GateResult:
+    gate: str
+    results: list[ExpectationResult]
+    context: str = ""
+
+    @property
+    def blocking(self) -> list[ExpectationResult]:
+        return [r for r in self.results if not r.success and r.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[ExpectationResult]:
+        return [r for r in self.results if not r.success and r.severity != "critical"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocking
+
+    def raise_for_failures(self) -> None:
+        if self.blocking:
+            raise GateFailed(self.gate, [r.describe() for r in self.blocking], self.context)
+
+
+def _observed(result: dict[str, Any]) -> Any:
+    if "observed_value" in result:
+        return result["observed_value"]
+    if "unexpected_count" in result:
+        return (
+            f"{result['unexpected_count']} unexpected of {result.get('element_count')} rows"
+        )
+    return None
+
+
+def _exception_message(info: dict[str, Any]) -> str | None:
+    """GX reports errors flat, or nested per metric; the first message, one line."""
+    if "raised_exception" in info:
+        infos = [info]
+    else:
+        infos = [v for v in info.values() if isinstance(v, dict)]
+    for item in infos:
+        if item.get("raised_exception"):
+            message = str(item.get("exception_message") or "error").strip()
+            return message.splitlines()[0]
+    return None
+
+
+def run_gate(
+    gate: str,
+    suites: list[SuiteSpec],
+    database: Path,
+    tables: dict[str, tuple[str, str]],
+    duckdb_config: dict[str, Any],
+    read_only: bool = True,
+    context: str = "",
+) -> GateResult:
+    """Validate each suite whose target is in `tables` (target -> (schema, table)) in the
+    DuckDB file `database`; GX pushes every expectation down as SQL."""
+    import great_expectations as gx
+
+    gx_duckdb.apply()
+    ctx = gx.get_context(mode="ephemeral")
+    datasource = ctx.data_sources.add_sql(
+        name=f"{gate}_duckdb",
+        connection_string=f"duckdb:///{database}",
+        kwargs=gx_duckdb.engine_kwargs(duckdb_config, read_only=read_only),
+    )
+    results: list[ExpectationResult] = []
+    try:
+        for suite in suites:
+            if suite.target not in tables:
+                continue
+            schema, table = tables[suite.target]
+            asset = datasource.add_table_asset(
+                name=suite.name, table_name=table, schema_name=schema
+            )
+            batch = asset.add_batch_definition_whole_table("whole")
+            gx_suite = ctx.suites.add(suite.to_gx())
+            validation = ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
+            )
+            checkpoint = ctx.checkpoints.add(
+                gx.Checkpoint(name=f"{gate}__{suite.name}", validation_definitions=[validation])
+            )
+            outcome = checkpoint.run(
+                expectation_parameters=None,
+            )
+            for run_result in outcome.run_results.values():
+                for r in run_result.results:
+                    cfg = r.expectation_config
+                    spec = next(
+                        (s for s in suite.expectations
+                         if s.type == cfg.type and s.kwargs.items() <= cfg.kwargs.items()),
+                        None,
+                    )
+                    error = _exception_message(r.exception_info or {})
+                    res = r.result or {}
+                    results.append(
+                        ExpectationResult(
+                            suite=suite.name,
+                            target=suite.target,
+                            expectation=spec.label() if spec else cfg.type,
+                            severity=str(getattr(cfg.severity, "value", cfg.severity)),
+                            success=bool(r.success),
+                            observed=_observed(res),
+                            sample=list(res.get("partial_unexpected_list") or []),
+                            error=error,
+                        )
+                    )
+    finally:
+        engine = getattr(datasource.get_execution_engine(), "engine", None)
+        if engine is not None:
+            engine.dispose()
+    gate_result = GateResult(gate, results, context)
+    for w in gate_result.warnings:
+        log.warning("%s gate warning: %s", gate, w.describe())
+    return gate_result

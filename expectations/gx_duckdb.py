@@ -1,0 +1,47 @@
+"""The one place that makes GX's SQL datasource work on DuckDB (GX issue #11579).
+
+GX opens a new SQLAlchemy connection per query for most dialects and closes it after;
+duckdb-engine then rolls back and the result is gone, so every expectation fails with
+`list index out of range`. GX already keeps one connection open for dialects that need
+it (sqlite, mssql, ...): `_PERSISTED_CONNECTION_DIALECTS`. Adding duckdb there fixes it,
+and validations run as SQL inside DuckDB. `tests/integration/test_gx_duckdb.py` fails
+when an upgrade of GX makes this unnecessary (the defect is gone) or breaks it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import great_expectations.execution_engine.sqlalchemy_execution_engine as _engine
+
+
+class _DuckDBDialect(str):
+    """Stands in for a `GXSqlDialect` member (GX has none for DuckDB): compares equal to
+    the dialect name and has the `.value` GX reads."""
+
+    value = "duckdb"
+
+
+DUCKDB = _DuckDBDialect("duckdb")
+
+
+def is_applied() -> bool:
+    return DUCKDB in _engine._PERSISTED_CONNECTION_DIALECTS
+
+
+def apply() -> None:
+    """Idempotent; called before any GX validation on DuckDB."""
+    if not is_applied():
+        _engine._PERSISTED_CONNECTION_DIALECTS = (*_engine._PERSISTED_CONNECTION_DIALECTS, DUCKDB)
+
+
+def revert() -> None:
+    """For the test that checks whether the workaround is still needed."""
+    _engine._PERSISTED_CONNECTION_DIALECTS = tuple(
+        d for d in _engine._PERSISTED_CONNECTION_DIALECTS if d is not DUCKDB
+    )
+
+
+def engine_kwargs(config: dict[str, Any], read_only: bool = False) -> dict[str, Any]:
+    """create_engine kwargs for a DuckDB file: connect-time config (extensions, S3)."""
+    return {"connect_args": {"read_only": read_only, "config": config}}

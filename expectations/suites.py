@@ -1,0 +1,108 @@
+"""Suites declared in YAML, in GX's own suite shape, turned into GX suites.
+
+    expectations/suites/<gate>/<name>.yml
+    ---
+    name: raw__shop__orders
+    target: shop.orders          # raw gate: <source>.<table>; marts gate: <mart model>
+    expectations:
+      - type: expect_column_values_to_not_be_null   # any GX expectation, by its type
+        kwargs: {column: order_id}                  # its arguments, as in GX's JSON
+        severity: critical                          # critical blocks the run (default);
+                                                    # warning is reported and passes
+
+A data engineer edits YAML, not Python; the fields are GX's (type, kwargs, meta,
+severity), so a GX user reads it as the JSON suite it becomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from expectations.errors import SuiteError
+
+GATES = ("raw", "marts")
+SEVERITIES = ("critical", "warning", "info")
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    type: str
+    kwargs: dict[str, Any]
+    severity: str = "critical"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"{self.type}({args})"
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    gate: str
+    target: str
+    expectations: list[ExpectationSpec]
+    path: Path
+
+    def to_gx(self) -> Any:
+        import great_expectations as gx
+        from great_expectations.expectations.expectation_configuration import (
+            ExpectationConfiguration,
+        )
+
+        suite = gx.ExpectationSuite(name=self.name)
+        for spec in self.expectations:
+            config = ExpectationConfiguration(
+                type=spec.type, kwargs=dict(spec.kwargs), meta=dict(spec.meta),
+                severity=spec.severity,  # type: ignore[arg-type]
+            )
+            try:
+                suite.add_expectation_configuration(config)
+            except Exception as exc:
+                raise SuiteError(f"{self.path}: {spec.label()}: {exc}") from None
+        return suite
+
+
+def _load(path: Path, gate: str) -> SuiteSpec:
+    try:
+        body = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+    for key in ("name", "target", "expectations"):
+        if key not in body:
+            raise SuiteError(f"{path}: missing key {key!r}")
+    unknown = set(body) - {"name", "target", "expectations", "meta"}
+    if unknown:
+        raise SuiteError(f"{path}: unknown key(s) {sorted(unknown)}")
+    specs = []
+    for i, item in enumerate(body["expectations"]):
+        where = f"{path}: expectations[{i}]"
+        if not isinstance(item, dict) or "type" not in item:
+            raise SuiteError(f"{where}: expected a mapping with 'type' and 'kwargs'")
+        extra = set(item) - {"type", "kwargs", "severity", "meta"}
+        if extra:
+            raise SuiteError(f"{where}: unknown key(s) {sorted(extra)}")
+        severity = item.get("severity", "critical")
+        if severity not in SEVERITIES:
+            raise SuiteError(f"{where}: severity must be one of {SEVERITIES}, got {severity!r}")
+        specs.append(
+            ExpectationSpec(item["type"], item.get("kwargs") or {}, severity, item.get("meta") or {})
+        )
+    return SuiteSpec(body["name"], gate, str(body["target"]), specs, path)
+
+
+def load_suites(root: Path, gate: str) -> list[SuiteSpec]:
+    if gate not in GATES:
+        raise SuiteError(f"unknown gate {gate!r}: expected one of {GATES}")
+    folder = root / "suites" / gate
+    suites = [_load(p, gate) for p in sorted(folder.glob("*.yml"))]
+    names = [s.name for s in suites]
+    if len(set(names)) != len(names):
+        raise SuiteError(f"{folder}: suite names must be unique")
+    for suite in suites:
+        suite.to_gx()  # validate every expectation type and its kwargs now
+    return suites

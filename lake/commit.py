@@ -1,0 +1,161 @@
+"""Atomic batch commits: a batch is visible entirely or not at all, and lands once.
+
+Protocol for one batch (one input file or extract -> one Parquet object):
+1. record the intent (`pending`) in the table state;
+2. write the object where readers cannot see it (a hidden temp file, or an S3 multipart
+   upload that has not completed), plus its quarantined rows;
+3. publish it atomically (rename / upload completion) -- the commit point;
+4. record the batch in the state (fingerprint, rows, watermark) and clear the intent.
+
+A crash before 3 leaves nothing visible; `recover` removes the leftovers. A crash between
+3 and 4 is rolled forward by `recover` from the object itself, so the input is not landed
+a second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from lake import layout
+from lake.duck import quote_ident, quote_str
+from lake.state import BatchRecord, Pending, TableState, load_state, save_state
+from lake.storage import Storage
+
+FAILPOINT_ENV = "LAKEHOUSE_FAILPOINT"  # test hook: crash at a named step (see tests)
+
+
+@dataclass
+class Written:
+    """What a batch writer reports after writing its object."""
+
+    rows: int
+    quarantined: int = 0
+    watermark: str | None = None
+
+
+# write(data_uri, quarantine_uri, load_id) -> Written
+BatchWrite = Callable[[str, str, str], Written]
+
+
+def new_load_id(fingerprint: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S%f}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:8]}"
+
+
+def _failpoint(name: str) -> None:
+    if os.environ.get(FAILPOINT_ENV) == name:
+        os._exit(86)
+
+
+def _parquet_rows(con: duckdb.DuckDBPyConnection, uri: str) -> int:
+    row = con.execute(
+        "SELECT coalesce(sum(num_rows), 0)::BIGINT FROM parquet_file_metadata(?)", [uri]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def recover(storage: Storage, con: duckdb.DuckDBPyConnection, state: TableState) -> str | None:
+    """Settle a batch left pending by a crash; returns 'rolled-forward', 'discarded' or None."""
+    pending = state.pending
+    if pending is None:
+        return None
+    if storage.exists(pending.key):
+        uri = storage.uri(pending.key)
+        quarantined = 0
+        if storage.exists(pending.quarantine_key):
+            quarantined = _parquet_rows(con, storage.uri(pending.quarantine_key))
+        watermark = None
+        if pending.watermark_column:
+            w = con.execute(
+                f"SELECT max({quote_ident(pending.watermark_column)})::VARCHAR "
+                f"FROM read_parquet({quote_str(uri)})"
+            ).fetchone()
+            watermark = w[0] if w else None
+        _record(state, pending, Written(_parquet_rows(con, uri), quarantined, watermark))
+        outcome = "rolled-forward"
+    else:
+        storage.delete(pending.quarantine_key)
+        storage.cleanup_incomplete(layout.table_prefix(layout.RAW, state.source, state.table))
+        state.pending = None
+        outcome = "discarded"
+    save_state(storage, state)
+    return outcome
+
+
+def _record(state: TableState, pending: Pending, written: Written) -> BatchRecord:
+    record = BatchRecord(
+        load_id=pending.load_id,
+        key=pending.key,
+        fingerprint=pending.fingerprint,
+        description=pending.description,
+        rows=written.rows,
+        quarantined=written.quarantined,
+        quarantine_key=pending.quarantine_key if written.quarantined else None,
+        committed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        watermark=written.watermark,
+        run_id=pending.run_id,
+    )
+    state.batches.append(record)
+    if written.watermark is not None:
+        state.watermark = written.watermark
+    state.pending = None
+    return record
+
+
+def commit_batch(
+    storage: Storage,
+    state: TableState,
+    fingerprint: str,
+    description: str,
+    write: BatchWrite,
+    watermark_column: str | None = None,
+    run_id: str | None = None,
+) -> BatchRecord:
+    """Write and commit one batch; `state` must have been opened with `open_table`."""
+    if state.pending is not None:
+        raise RuntimeError(f"{state.source}.{state.table}: recover the pending batch first")
+    now = datetime.now(UTC)
+    load_id = new_load_id(fingerprint, now)
+    pending = Pending(
+        load_id=load_id,
+        key=layout.batch_key(state.source, state.table, now.date(), load_id),
+        quarantine_key=layout.quarantine_key(state.source, state.table, now.date(), load_id),
+        fingerprint=fingerprint,
+        description=description,
+        watermark_column=watermark_column,
+        run_id=run_id,
+    )
+    state.pending = pending
+    save_state(storage, state)
+
+    target = storage.begin_write(pending.key)
+    try:
+        written = write(target, storage.uri(pending.quarantine_key), load_id)
+        _failpoint("before_publish")
+        storage.finish_write(pending.key, target)
+    except BaseException:
+        storage.abort_write(target)
+        storage.delete(pending.quarantine_key)
+        state.pending = None
+        save_state(storage, state)
+        raise
+    _failpoint("after_publish")
+    record = _record(state, pending, written)
+    save_state(storage, state)
+    return record
+
+
+def open_table(
+    storage: Storage, con: duckdb.DuckDBPyConnection, source: str, table: str
+) -> tuple[TableState, str | None]:
+    """Load a table's state and settle anything a crashed run left behind.
+
+    Returns the state and what recovery did ('rolled-forward', 'discarded' or None)."""
+    state = load_state(storage, source, table)
+    return state, recover(storage, con, state)

@@ -1,0 +1,193 @@
+"""Where the lake is and how to reach it: read once, handed to every tool.
+
+The S3 settings come from the standard AWS variables only; they are read once by
+`S3Settings.from_env()` and then converted for each tool that touches the lake:
+boto3 (`boto3_kwargs`), pyarrow (`pyarrow_fs`), DuckDB (`duckdb_secret_sql`),
+dbt (`dbt_env`, read by `dbt_project/profiles.yml`) and GX (`duckdb_config`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from lake.errors import LakeConfigError
+
+LAKE_URL_ENV = "LAKEHOUSE_LAKE_URL"
+DEFAULT_LAKE = "data/lake"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Connection settings for an S3-compatible object store (AWS S3, MinIO, SeaweedFS)."""
+
+    endpoint_url: str | None = None
+    """Full endpoint URL (`AWS_ENDPOINT_URL`), e.g. http://127.0.0.1:9000; None means AWS."""
+    region: str = "us-east-1"
+    """Region (`AWS_REGION`, then `AWS_DEFAULT_REGION`)."""
+    access_key_id: str | None = field(default=None, repr=False)
+    """Access key (`AWS_ACCESS_KEY_ID`); never printed."""
+    secret_access_key: str | None = field(default=None, repr=False)
+    """Secret key (`AWS_SECRET_ACCESS_KEY`); never printed."""
+    session_token: str | None = field(default=None, repr=False)
+    """Session token (`AWS_SESSION_TOKEN`), for temporary credentials."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
+        env = os.environ if env is None else env
+        endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+        if endpoint and urlparse(endpoint).scheme not in ("http", "https"):
+            raise LakeConfigError(
+                f"AWS_ENDPOINT_URL={endpoint!r}: expected a URL such as http://127.0.0.1:9000"
+            )
+        return cls(
+            endpoint_url=endpoint.rstrip("/") if endpoint else None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=env.get("AWS_SESSION_TOKEN") or None,
+        )
+
+    # -- derived forms, one per tool --------------------------------------------------
+    @property
+    def use_ssl(self) -> bool:
+        return not (self.endpoint_url or "https://").startswith("http://")
+
+    @property
+    def endpoint_host(self) -> str:
+        """host:port without scheme, as DuckDB wants it."""
+        if not self.endpoint_url:
+            return "s3.amazonaws.com"
+        return urlparse(self.endpoint_url).netloc
+
+    @property
+    def url_style(self) -> str:
+        """Custom endpoints (MinIO, SeaweedFS) need path-style URLs; AWS uses virtual hosts."""
+        return "path" if self.endpoint_url else "vhost"
+
+    def boto3_kwargs(self) -> dict[str, Any]:
+        from botocore.config import Config
+
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region_name": self.region,
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+            "aws_session_token": self.session_token,
+            "config": Config(
+                s3={"addressing_style": "path" if self.endpoint_url else "auto"},
+                retries={"max_attempts": 5, "mode": "standard"},
+            ),
+        }
+
+    def pyarrow_fs(self) -> Any:
+        from pyarrow import fs
+
+        return fs.S3FileSystem(
+            access_key=self.access_key_id,
+            secret_key=self.secret_access_key,
+            session_token=self.session_token,
+            region=self.region,
+            endpoint_override=self.endpoint_host if self.endpoint_url else None,
+            scheme="https" if self.use_ssl else "http",
+            force_virtual_addressing=not self.endpoint_url,
+        )
+
+    def duckdb_secret_sql(self, name: str = "lake_s3") -> str:
+        """A temporary (in-memory) DuckDB secret; it is never written to a database file."""
+        parts = [
+            "TYPE s3",
+            f"REGION {_sql_str(self.region)}",
+            f"ENDPOINT {_sql_str(self.endpoint_host)}",
+            f"URL_STYLE {_sql_str(self.url_style)}",
+            f"USE_SSL {'true' if self.use_ssl else 'false'}",
+        ]
+        if self.access_key_id:
+            parts.append(f"KEY_ID {_sql_str(self.access_key_id)}")
+            parts.append(f"SECRET {_sql_str(self.secret_access_key or '')}")
+        if self.session_token:
+            parts.append(f"SESSION_TOKEN {_sql_str(self.session_token)}")
+        return f"CREATE OR REPLACE TEMPORARY SECRET {name} ({', '.join(parts)})"
+
+    def duckdb_config(self) -> dict[str, str]:
+        """The same settings as DuckDB connect-time options (for clients that cannot run SQL
+        before use, such as GX's SQLAlchemy engine)."""
+        config = {
+            "s3_region": self.region,
+            "s3_endpoint": self.endpoint_host,
+            "s3_url_style": self.url_style,
+            "s3_use_ssl": "true" if self.use_ssl else "false",
+        }
+        if self.access_key_id:
+            config["s3_access_key_id"] = self.access_key_id
+            config["s3_secret_access_key"] = self.secret_access_key or ""
+        if self.session_token:
+            config["s3_session_token"] = self.session_token
+        return config
+
+    def dbt_env(self) -> dict[str, str]:
+        """The standard variables that `dbt_project/profiles.yml` reads."""
+        env = {"AWS_REGION": self.region}
+        if self.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        if self.access_key_id:
+            env["AWS_ACCESS_KEY_ID"] = self.access_key_id
+            env["AWS_SECRET_ACCESS_KEY"] = self.secret_access_key or ""
+        if self.session_token:
+            env["AWS_SESSION_TOKEN"] = self.session_token
+        return env
+
+
+@dataclass(frozen=True)
+class LakeSettings:
+    """The lake: a local folder (the embedded default) or an S3 bucket and prefix."""
+
+    url: str
+    """`/abs/path` for a local folder or `s3://bucket/prefix`."""
+    s3: S3Settings | None = None
+    """Set when the lake is on S3."""
+
+    @classmethod
+    def resolve(
+        cls,
+        configured: str | None,
+        base_dir: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> LakeSettings:
+        """Env var first (`LAKEHOUSE_LAKE_URL`), then the config file's value, then
+        `./data/lake`."""
+        env = os.environ if env is None else env
+        url = env.get(LAKE_URL_ENV) or configured or DEFAULT_LAKE
+        if url.startswith("s3://"):
+            parsed = urlparse(url)
+            if not parsed.netloc:
+                raise LakeConfigError(f"lake url {url!r}: expected s3://bucket[/prefix]")
+            return cls(url=url.rstrip("/"), s3=S3Settings.from_env(env))
+        if "://" in url:
+            raise LakeConfigError(
+                f"lake url {url!r}: expected a local folder or s3://bucket[/prefix]"
+            )
+        path = Path(url).expanduser()
+        if not path.is_absolute():
+            path = (base_dir / path).resolve()
+        return cls(url=str(path))
+
+    @property
+    def is_s3(self) -> bool:
+        return self.s3 is not None
+
+    @property
+    def bucket(self) -> str:
+        return urlparse(self.url).netloc
+
+    @property
+    def prefix(self) -> str:
+        return urlparse(self.url).path.strip("/")
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -1,0 +1,79 @@
+"""Every object key in the lake is decided here, and only here.
+
+Keys are relative to the lake URL; local disk and S3 differ only in that base.
+
+    raw/<source>/<table>/load_date=<YYYY-MM-DD>/<load_id>.parquet         one committed batch
+    quarantine/<source>/<table>/load_date=<YYYY-MM-DD>/<load_id>.parquet  its rejected rows
+    state/<source>/<table>.json                                           ingest state
+    runs/<run_id>.json                                                    one pipeline run
+
+A batch is one Parquet object, so it becomes visible in one atomic step. Readers glob
+`raw/<source>/<table>/*/*.parquet`; in-progress local files are hidden `.tmp` files that
+never match.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from lake.errors import InvalidName
+
+RAW = "raw"
+QUARANTINE = "quarantine"
+STATE = "state"
+RUNS = "runs"
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Source and table names become keys and SQL identifiers: lowercase snake_case only."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidName(
+            f"{kind} name {name!r} is not allowed: use lowercase letters, digits and '_', "
+            "starting with a letter (at most 63 characters)"
+        )
+    return name
+
+
+def check_id(kind: str, value: str) -> str:
+    if not _ID.match(value) or ".." in value:
+        raise InvalidName(f"{kind} {value!r} is not allowed in a lake key")
+    return value
+
+
+def table_prefix(zone: str, source: str, table: str) -> str:
+    return f"{zone}/{check_name('source', source)}/{check_name('table', table)}"
+
+
+def batch_key(source: str, table: str, load_date: date, load_id: str) -> str:
+    return (
+        f"{table_prefix(RAW, source, table)}/load_date={load_date.isoformat()}/"
+        f"{check_id('load id', load_id)}.parquet"
+    )
+
+
+def quarantine_key(source: str, table: str, load_date: date, load_id: str) -> str:
+    return (
+        f"{table_prefix(QUARANTINE, source, table)}/load_date={load_date.isoformat()}/"
+        f"{check_id('load id', load_id)}.parquet"
+    )
+
+
+def raw_glob(source: str, table: str) -> str:
+    """What readers (dbt sources, `lakehouse query`) read for a table."""
+    return f"{table_prefix(RAW, source, table)}/*/*.parquet"
+
+
+def quarantine_glob(source: str, table: str) -> str:
+    return f"{table_prefix(QUARANTINE, source, table)}/*/*.parquet"
+
+
+def state_key(source: str, table: str) -> str:
+    return f"{STATE}/{check_name('source', source)}/{check_name('table', table)}.json"
+
+
+def run_key(run_id: str) -> str:
+    return f"{RUNS}/{check_id('run id', run_id)}.json"

@@ -1,0 +1,102 @@
+"""Per-table ingest state, kept in the lake next to the data it describes.
+
+`state/<source>/<table>.json` lists the committed batches (with the fingerprint of the
+input each came from, so an input is landed once), the cursor watermark, and at most one
+*pending* batch: the write-ahead intent recorded before a batch is written. The state
+advances only after the batch's object is visible; `lake.commit.recover` settles a
+pending batch left by a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lake import layout
+from lake.storage import Storage
+
+STATE_VERSION = 1
+
+
+@dataclass
+class BatchRecord:
+    load_id: str
+    key: str
+    fingerprint: str
+    description: str
+    rows: int
+    quarantined: int
+    committed_at: str
+    quarantine_key: str | None = None
+    watermark: str | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class Pending:
+    load_id: str
+    key: str
+    quarantine_key: str
+    fingerprint: str
+    description: str
+    watermark_column: str | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class TableState:
+    source: str
+    table: str
+    batches: list[BatchRecord] = field(default_factory=list)
+    watermark: str | None = None
+    pending: Pending | None = None
+
+    @property
+    def fingerprints(self) -> set[str]:
+        return {b.fingerprint for b in self.batches}
+
+    @property
+    def rows(self) -> int:
+        return sum(b.rows for b in self.batches)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(b.quarantined for b in self.batches)
+
+    @property
+    def last_batch(self) -> BatchRecord | None:
+        return self.batches[-1] if self.batches else None
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = {"version": STATE_VERSION, **asdict(self)}
+        return json.dumps(body, indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> TableState:
+        body = json.loads(data)
+        body.pop("version", None)
+        pending = body.pop("pending", None)
+        batches = [BatchRecord(**b) for b in body.pop("batches", [])]
+        return cls(batches=batches, pending=Pending(**pending) if pending else None, **body)
+
+
+def load_state(storage: Storage, source: str, table: str) -> TableState:
+    data = storage.read_bytes(layout.state_key(source, table))
+    if data is None:
+        return TableState(source=source, table=table)
+    return TableState.from_json(data)
+
+
+def save_state(storage: Storage, state: TableState) -> None:
+    storage.write_bytes(layout.state_key(state.source, state.table), state.to_json())
+
+
+def all_states(storage: Storage) -> list[TableState]:
+    states = []
+    for key in storage.list(layout.STATE):
+        if key.endswith(".json"):
+            data = storage.read_bytes(key)
+            if data is not None:
+                states.append(TableState.from_json(data))
+    return sorted(states, key=lambda s: (s.source, s.table))

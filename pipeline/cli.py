@@ -1,0 +1,265 @@
+"""`lakehouse`: a thin command line over the library; each command is one call."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from expectations import GateFailed, SuiteError
+from ingest import IngestError
+from lake import LakeError
+from pipeline import config as cfg
+from pipeline.errors import ConfigError, StageFailed
+
+USER_ERRORS = (ConfigError, StageFailed, GateFailed, SuiteError, IngestError, LakeError)
+
+
+def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """User mistakes and failed stages end with one line and exit 1, not a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _project(ctx: click.Context) -> cfg.Project:
+    return cfg.load_project(ctx.obj.get("project"))
+
+
+def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], limit: int = 50) -> None:
+    shown = [["NULL" if v is None else str(v) for v in row] for row in rows[:limit]]
+    widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    click.echo("  ".join("-" * w for w in widths))
+    for r in shown:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    more = f" (showing {limit})" if len(rows) > limit else ""
+    click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{more})")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--project", "-p", type=click.Path(), default=None,
+              help="lakehouse.yml (or its folder); default: found from the current folder.")
+@click.option("--verbose", "-v", is_flag=True, help="Show progress even when not on a terminal.")
+@click.pass_context
+def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
+    """lakehouse: land raw data, transform it with dbt, gate it with GX, serve marts.
+
+    \b
+    Example:
+      lakehouse run            # ingest -> raw gate -> dbt build -> mart gate -> publish
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["project"] = project
+    interactive = sys.stderr.isatty() and not os.environ.get("CI")
+    logging.basicConfig(
+        level=logging.INFO if (verbose or interactive) else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+    )
+    for noisy in ("great_expectations", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@main.command()
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Size of the example shop (1 = 20,000 orders).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--out", type=click.Path(), default="data/sources", show_default=True,
+              help="Folder to write into.")
+@_fail_cleanly
+def generate(scale: float, seed: int, out: str) -> None:
+    """Generate the example shop's source files (deterministic for a seed).
+
+    \b
+    Example:
+      lakehouse generate --scale 10 --out data/sources
+    """
+    from pipeline.shop_data import generate as gen
+
+    counts = gen(Path(out), scale=scale, seed=seed)
+    for table, n in counts.items():
+        click.echo(f"{table:<12} {n:>12,} rows")
+
+
+@main.command()
+@click.argument("only", nargs=-1)
+@click.pass_context
+@_fail_cleanly
+def ingest(ctx: click.Context, only: tuple[str, ...]) -> None:
+    """Land new source data as raw Parquet batches in the lake.
+
+    ONLY limits it to sources or tables (`shop` or `shop.orders`).
+
+    \b
+    Example:
+      lakehouse ingest shop.orders
+    """
+    from pipeline.run import run_pipeline
+
+    record = run_pipeline(_project(ctx), stages=("ingest",), only=list(only) or None)
+    _print_ingest(record)
+
+
+def _print_ingest(record: Any) -> None:
+    stage = record.stage("ingest")
+    if not stage:
+        return
+    for name, t in stage.details["tables"].items():
+        extra = f", {t['quarantined']:,} quarantined" if t["quarantined"] else ""
+        click.echo(f"  {name:<28} {t['batches']:>3} new batches {t['rows']:>12,} rows{extra}")
+
+
+@main.command()
+@click.argument("gate", type=click.Choice(["raw", "marts"]))
+@click.pass_context
+@_fail_cleanly
+def check(ctx: click.Context, gate: str) -> None:
+    """Run a quality gate by hand: `raw` (every committed batch) or `marts` (the build).
+
+    \b
+    Example:
+      lakehouse check marts
+    """
+    from pipeline.gates import check_marts, check_raw
+
+    project = _project(ctx)
+    result = check_raw(project) if gate == "raw" else check_marts(project)
+    for r in result.results:
+        mark = "ok  " if r.success else ("FAIL" if r.severity == "critical" else "warn")
+        click.echo(f"  {mark} {r.describe()}")
+    result.raise_for_failures()
+    click.echo(f"{gate} gate passed: {len(result.results)} expectations")
+
+
+@main.command()
+@click.option("--select", "-s", default=None, help="dbt node selection.")
+@click.pass_context
+@_fail_cleanly
+def build(ctx: click.Context, select: str | None) -> None:
+    """Run `dbt build` (models and tests) against the lake.
+
+    \b
+    Example:
+      lakehouse build --select +fct_orders
+    """
+    from pipeline.transform import build as dbt_build
+
+    result = dbt_build(_project(ctx), select=select)
+    if not result.ok:
+        raise StageFailed("build", "dbt build: " + "; ".join(result.failures))
+    click.echo(f"dbt build passed: {result.models} models, {result.tests_passed} tests")
+
+
+@main.command()
+@click.pass_context
+@_fail_cleanly
+def publish(ctx: click.Context) -> None:
+    """Publish the built marts to the serving database (atomic swap).
+
+    \b
+    Example:
+      lakehouse publish
+    """
+    from pipeline.serve import publish as do_publish
+
+    project = _project(ctx)
+    tables = do_publish(project)
+    click.echo(f"published {len(tables)} marts to {project.serving_db}")
+
+
+@main.command()
+@click.argument("only", nargs=-1)
+@click.pass_context
+@_fail_cleanly
+def run(ctx: click.Context, only: tuple[str, ...]) -> None:
+    """Run the whole pipeline: ingest, raw gate, dbt build, mart gate, publish.
+
+    \b
+    Example:
+      lakehouse run
+    """
+    from pipeline.run import run_pipeline
+    from pipeline.summary import print_summary
+
+    project = _project(ctx)
+    record = run_pipeline(project, only=list(only) or None)
+    print_summary(project, record)
+
+
+@main.command()
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Size of the example shop (1 = 20,000 orders).")
+@click.pass_context
+@_fail_cleanly
+def demo(ctx: click.Context, scale: float) -> None:
+    """Generate the example shop and run the whole pipeline on it.
+
+    \b
+    Example:
+      lakehouse demo --scale 2
+    """
+    from pipeline.run import run_pipeline
+    from pipeline.shop_data import generate as gen
+    from pipeline.summary import print_summary
+
+    project = _project(ctx)
+    counts = gen(project.base_dir / "data" / "sources", scale=scale)
+    click.echo(f"generated the example shop (scale {scale}): "
+               + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    record = run_pipeline(project)
+    print_summary(project, record)
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--limit", default=50, show_default=True, help="Rows to print.")
+@click.pass_context
+@_fail_cleanly
+def query(ctx: click.Context, sql: str, limit: int) -> None:
+    """Query the published marts (and raw.<source>.<table>) with DuckDB SQL.
+
+    \b
+    Example:
+      lakehouse query "select order_date, sum(net_amount) from fct_orders group by 1"
+    """
+    import duckdb
+
+    from pipeline.serve import query as run_query
+
+    try:
+        columns, rows = run_query(_project(ctx), sql)
+    except duckdb.Error as exc:
+        raise StageFailed("query", str(exc).splitlines()[0]) from None
+    _print_table(columns, rows, limit)
+
+
+@main.command()
+@click.pass_context
+@_fail_cleanly
+def status(ctx: click.Context) -> None:
+    """Show every raw table's state and the latest runs.
+
+    \b
+    Example:
+      lakehouse status
+    """
+    from pipeline.summary import print_status
+
+    print_status(_project(ctx))
+
+
+if __name__ == "__main__":
+    main()

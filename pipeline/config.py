@@ -1,0 +1,169 @@
+"""`lakehouse.yml`: the lake, the warehouse and the sources, parsed into typed objects.
+
+Values resolve environment first (`LAKEHOUSE_LAKE_URL`, `LAKEHOUSE_WAREHOUSE_DIR`, and
+`${VAR}` / `${VAR:-default}` inside any string), then the file, then the defaults here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ingest import IngestSettings, SourceConfig
+from lake import Lake, LakeConfigError, LakeSettings
+from pipeline.errors import ConfigError
+
+PROJECT_FILE = "lakehouse.yml"
+PROJECT_ENV = "LAKEHOUSE_PROJECT"
+WAREHOUSE_ENV = "LAKEHOUSE_WAREHOUSE_DIR"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakeSection(_Strict):
+    url: str | None = Field(
+        None, description="Local folder (default ./lake) or s3://bucket/prefix."
+    )
+
+
+class WarehouseSection(_Strict):
+    dir: str = Field(
+        "data/warehouse", description="Folder for the build and serving DuckDB files."
+    )
+    dbt_project_dir: str = Field("dbt_project", description="The dbt project to build.")
+    expectations_dir: str = Field("expectations", description="GX suites and their reports.")
+    marts_schema: str = Field(
+        "main", description="The dbt schema that is published (marts build into main)."
+    )
+
+
+class ProjectFile(_Strict):
+    name: str = Field("lakehouse", description="Project name, shown in run records.")
+    lake: LakeSection = Field(default_factory=LakeSection)
+    warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: its file, and every path resolved."""
+
+    path: Path
+    spec: ProjectFile
+    lake: Lake
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def _dir(self, value: str, env: str | None = None) -> Path:
+        value = (os.environ.get(env) if env else None) or value
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self._dir(self.spec.warehouse.dir, WAREHOUSE_ENV)
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self._dir(self.spec.warehouse.dbt_project_dir)
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self._dir(self.spec.warehouse.expectations_dir)
+
+    @property
+    def build_db(self) -> Path:
+        return self.warehouse_dir / "build.duckdb"
+
+    @property
+    def serving_db(self) -> Path:
+        return self.warehouse_dir / "serving.duckdb"
+
+
+def find_project_file(path: str | Path | None = None) -> Path:
+    candidate = path or os.environ.get(PROJECT_ENV)
+    if candidate:
+        p = Path(candidate).expanduser().resolve()
+        if p.is_dir():
+            p = p / PROJECT_FILE
+        if not p.exists():
+            raise ConfigError(f"{p}: project file not found")
+        return p
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_FILE).exists():
+            return folder / PROJECT_FILE
+    raise ConfigError(
+        f"no {PROJECT_FILE} in {here} or its parents: run from the project folder "
+        f"or pass --project PATH"
+    )
+
+
+def _interpolate(value: Any, env: Mapping[str, str], where: str, file: Path) -> Any:
+    if isinstance(value, str):
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{file}: {where}: environment variable {name} is not set")
+
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, f"{where}.{k}" if where else k, file)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{where}[{i}]", file) for i, v in enumerate(value)]
+    return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ""
+    for part in error["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling)"
+    elif error["type"] == "literal_error":
+        msg = f"expected {error['ctx']['expected']}, got {error['input']!r}"
+    return f"{loc or '(top level)'}: {msg}"
+
+
+def load_project(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Project:
+    env = os.environ if env is None else env
+    file = find_project_file(path)
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level")
+    raw = _interpolate(raw, env, "", file)
+    try:
+        spec = ProjectFile.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
+        raise ConfigError(f"{file}: {details}") from None
+    names = [s.name for s in spec.sources]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{file}: sources: names must be unique, repeated: {', '.join(dupes)}")
+    try:
+        settings = LakeSettings.resolve(spec.lake.url, file.parent, env)
+    except LakeConfigError as exc:
+        raise ConfigError(f"{file}: lake.url: {exc}") from None
+    return Project(path=file, spec=spec, lake=Lake(settings))

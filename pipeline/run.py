@@ -1,0 +1,180 @@
+"""One pipeline run: ingest -> raw gate -> dbt build -> mart gate -> publish.
+
+Every run leaves a machine-readable record in the lake (`runs/<run_id>.json`): run id,
+status, and per stage its status, timings and counts. A failing stage stops the run
+with `StageFailed`; what earlier stages committed stays committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from expectations import GateFailed, GateResult
+from ingest import IngestReport, run_ingest
+from lake import layout
+from pipeline.config import Project
+from pipeline.errors import StageFailed
+from pipeline.gates import check_marts, check_raw
+from pipeline.serve import publish
+from pipeline.transform import build
+
+log = logging.getLogger("lakehouse.run")
+STAGES = ("ingest", "check_raw", "build", "check_marts", "publish")
+
+
+@dataclass
+class StageRecord:
+    name: str
+    status: str = "skipped"
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    project: str
+    lake: str
+    started_at: str
+    status: str = "running"
+    finished_at: str | None = None
+    error: str | None = None
+    stages: list[StageRecord] = field(default_factory=list)
+
+    def stage(self, name: str) -> StageRecord | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _gate_details(result: GateResult) -> dict[str, Any]:
+    return {
+        "expectations": len(result.results),
+        "passed": sum(r.success for r in result.results),
+        "failed": [r.describe() for r in result.blocking],
+        "warnings": [r.describe() for r in result.warnings],
+        "results": [
+            {"suite": r.suite, "expectation": r.expectation, "severity": r.severity,
+             "success": r.success, "observed": str(r.observed) if r.observed is not None else None}
+            for r in result.results
+        ],
+    }
+
+
+def _ingest_details(report: IngestReport) -> dict[str, Any]:
+    return {
+        "tables": {
+            f"{t.source}.{t.table}": {
+                "batches": len(t.batches), "rows": t.rows, "quarantined": t.quarantined,
+                "recovered": t.recovered, "error": t.error, "seconds": round(t.seconds, 3),
+            }
+            for t in report.tables
+        },
+        "rows": report.rows,
+    }
+
+
+def run_pipeline(
+    project: Project,
+    stages: tuple[str, ...] = STAGES,
+    only: list[str] | None = None,
+    run_id: str | None = None,
+    on_stage: Callable[[StageRecord], None] | None = None,
+) -> RunRecord:
+    record = RunRecord(
+        run_id=run_id or new_run_id(),
+        project=project.spec.name,
+        lake=project.lake.settings.url,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    ingest_report: IngestReport | None = None
+
+    def stage(name: str, fn: Callable[[StageRecord], None]) -> None:
+        rec = StageRecord(name, status="running")
+        record.stages.append(rec)
+        t0 = time.monotonic()
+        try:
+            fn(rec)
+            rec.status = "passed"
+        except (StageFailed, GateFailed) as exc:
+            rec.status = "failed"
+            raise StageFailed(name, str(exc)) from exc
+        finally:
+            rec.seconds = round(time.monotonic() - t0, 3)
+            if on_stage:
+                on_stage(rec)
+
+    def do_ingest(rec: StageRecord) -> None:
+        nonlocal ingest_report
+        ingest_report = run_ingest(
+            project.lake, project.spec.sources, project.base_dir, project.spec.ingest,
+            only=only, run_id=record.run_id,
+        )
+        rec.details = _ingest_details(ingest_report)
+        if not ingest_report.ok:
+            raise StageFailed("ingest", "; ".join(ingest_report.failures()))
+
+    def do_check_raw(rec: StageRecord) -> None:
+        batches = ingest_report.new_batches if ingest_report is not None else None
+        result = check_raw(project, batches)
+        rec.details = _gate_details(result)
+        result.raise_for_failures()
+
+    def do_build(rec: StageRecord) -> None:
+        result = build(project)
+        rec.details = {"models": result.models, "tests_passed": result.tests_passed,
+                       "failures": result.failures, "warnings": result.warnings}
+        if not result.ok:
+            raise StageFailed("build", "dbt build: " + "; ".join(result.failures))
+
+    def do_check_marts(rec: StageRecord) -> None:
+        result = check_marts(project)
+        rec.details = _gate_details(result)
+        result.raise_for_failures()
+
+    def do_publish(rec: StageRecord) -> None:
+        rec.details = {"marts": publish(project, record.run_id),
+                       "serving_db": str(project.serving_db)}
+
+    steps = {"ingest": do_ingest, "check_raw": do_check_raw, "build": do_build,
+             "check_marts": do_check_marts, "publish": do_publish}
+    try:
+        for name in STAGES:
+            if name in stages:
+                stage(name, steps[name])
+        record.status = "passed"
+    except StageFailed as exc:
+        record.status, record.error = "failed", str(exc)
+        raise
+    except Exception as exc:
+        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        record.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        save_run(project, record)
+    return record
+
+
+def save_run(project: Project, record: RunRecord) -> None:
+    project.lake.storage.write_bytes(
+        layout.run_key(record.run_id), json.dumps(asdict(record), indent=1, default=str).encode()
+    )
+
+
+def last_runs(project: Project, limit: int = 5) -> list[dict[str, Any]]:
+    keys = sorted(project.lake.storage.list(layout.RUNS))[-limit:]
+    runs = []
+    for key in keys:
+        data = project.lake.storage.read_bytes(key)
+        if data:
+            runs.append(json.loads(data))
+    return runs

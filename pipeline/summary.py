@@ -1,0 +1,66 @@
+"""What a person reads after a run and in `lakehouse status`."""
+
+from __future__ import annotations
+
+import click
+
+from lake import all_states
+from pipeline.config import Project
+from pipeline.run import RunRecord, last_runs
+
+
+def print_summary(project: Project, record: RunRecord) -> None:
+    click.echo(f"\nrun {record.run_id}: {record.status}  (lake: {project.lake.settings.url})")
+    for stage in record.stages:
+        click.echo(f"  {stage.name:<12} {stage.status:<7} {stage.seconds:>7.1f}s")
+    click.echo("\nrows landed per raw table (this run / total):")
+    ingest = record.stage("ingest")
+    new = ingest.details.get("tables", {}) if ingest else {}
+    for state in all_states(project.lake.storage):
+        name = f"{state.source}.{state.table}"
+        this_run = new.get(name, {}).get("rows", 0)
+        q = f"  ({state.quarantined:,} quarantined)" if state.quarantined else ""
+        click.echo(f"  {name:<28} {this_run:>12,} / {state.rows:>12,}{q}")
+    build = record.stage("build")
+    if build:
+        click.echo(f"\nmodels built: {build.details.get('models')}, "
+                   f"dbt tests passed: {build.details.get('tests_passed')}")
+    for gate in ("check_raw", "check_marts"):
+        g = record.stage(gate)
+        if g:
+            click.echo(f"gate {gate[6:]:<5}: {g.details.get('passed')}/"
+                       f"{g.details.get('expectations')} expectations passed"
+                       + (f", {len(g.details['warnings'])} warnings"
+                          if g.details.get("warnings") else ""))
+    click.echo(
+        f"\nquery the marts:\n"
+        f"  .venv/bin/lakehouse query \"select order_date, count(*) orders, "
+        f"sum(net_amount) revenue from fct_orders group by 1 order by 1 desc limit 7\"\n"
+        f"  .venv/bin/python -c \"import duckdb; "
+        f"print(duckdb.connect('{project.serving_db}', read_only=True)"
+        f".sql('show tables'))\""
+    )
+
+
+def print_status(project: Project) -> None:
+    click.echo(f"lake: {project.lake.settings.url}")
+    states = all_states(project.lake.storage)
+    if not states:
+        click.echo("no raw tables yet: run `lakehouse ingest`")
+    for s in states:
+        last = s.last_batch
+        when = last.committed_at if last else "-"
+        pending = "  PENDING batch (settled on next ingest)" if s.pending else ""
+        click.echo(
+            f"  {s.source}.{s.table:<22} {len(s.batches):>4} batches {s.rows:>12,} rows "
+            f"{s.quarantined:>8,} quarantined  last {when}"
+            + (f"  watermark {s.watermark}" if s.watermark else "") + pending
+        )
+    runs = last_runs(project)
+    if runs:
+        click.echo("latest runs:")
+    for r in runs:
+        err = f"  {r['error'][:160]}" if r.get("error") else ""
+        click.echo(f"  {r['run_id']}  {r['status']:<7}{err}")
+    click.echo(f"serving database: {project.serving_db}"
+               + ("" if project.serving_db.exists() else " (not published yet)"))

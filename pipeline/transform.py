@@ -1,0 +1,94 @@
+"""Run dbt (`dbt build`) against the project's lake, with the one set of lake settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lake import extensions
+from pipeline.config import Project
+
+
+@dataclass
+class DbtResult:
+    command: list[str]
+    returncode: int
+    models: int = 0
+    tests_passed: int = 0
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    output: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.failures
+
+
+def dbt_env(project: Project) -> dict[str, str]:
+    """Everything `dbt_project/profiles.yml` and the source definitions read."""
+    env = dict(os.environ)
+    env.update(
+        LAKEHOUSE_LAKE_URL=project.lake.settings.url,
+        LAKEHOUSE_BUILD_DB=str(project.build_db),
+        LAKEHOUSE_EXTENSION_DIR=str(extensions.install()),
+        DBT_TARGET_PATH=str(project.warehouse_dir / "dbt" / "target"),
+        DBT_LOG_PATH=str(project.warehouse_dir / "dbt" / "logs"),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    if project.lake.settings.s3 is not None:
+        env.update(project.lake.settings.s3.dbt_env())
+    return env
+
+
+def _dbt_executable() -> str:
+    candidate = Path(sys.executable).parent / "dbt"
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(project: Project, args: list[str], quiet: bool = True) -> DbtResult:
+    project.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        _dbt_executable(), *args,
+        "--project-dir", str(project.dbt_project_dir),
+        "--profiles-dir", str(project.dbt_project_dir),
+    ]
+    proc = subprocess.run(
+        cmd, env=dbt_env(project), capture_output=True, text=True, check=False
+    )
+    result = DbtResult(cmd, proc.returncode, output=proc.stdout + proc.stderr)
+    if not quiet:
+        sys.stdout.write(proc.stdout)
+    _read_run_results(project, result)
+    if proc.returncode != 0 and not result.failures:
+        tail = [ln for ln in result.output.splitlines() if ln.strip()][-5:]
+        result.failures.append(" / ".join(tail) or f"dbt exited {proc.returncode}")
+    return result
+
+
+def _read_run_results(project: Project, result: DbtResult) -> None:
+    path = project.warehouse_dir / "dbt" / "target" / "run_results.json"
+    if not path.exists():
+        return
+    body = json.loads(path.read_text())
+    for node in body.get("results", []):
+        uid: str = node.get("unique_id", "")
+        kind, name = uid.split(".")[0], uid.split(".")[-1]
+        status = node.get("status")
+        message = (node.get("message") or "").strip().replace("\n", " ")
+        if status in ("error", "fail", "runtime error"):
+            result.failures.append(f"{kind} {name}: {message}")
+        elif status == "warn":
+            result.warnings.append(f"{kind} {name}: {message}")
+        elif kind == "model" and status == "success":
+            result.models += 1
+        elif kind in ("test", "unit_test") and status == "pass":
+            result.tests_passed += 1
+
+
+def build(project: Project, select: str | None = None, quiet: bool = True) -> DbtResult:
+    args = ["build"] + (["--select", select] if select else [])
+    return run_dbt(project, args, quiet=quiet)
