@@ -95,8 +95,21 @@ def run_gate(
     DuckDB file `database`; GX pushes every expectation down as SQL."""
     import great_expectations as gx
 
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
     gx_duckdb.apply()
-    ctx = gx.get_context(mode="ephemeral")
+    ctx = gx.get_context(
+        mode="ephemeral",
+        project_config=DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+            progress_bars=ProgressBarsConfig(globally=False),
+            analytics_enabled=False,
+        ),
+    )
     datasource = ctx.data_sources.add_sql(
         name=f"{gate}_duckdb",
         connection_string=f"duckdb:///{database}",
@@ -119,9 +132,7 @@ def run_gate(
             checkpoint = ctx.checkpoints.add(
                 gx.Checkpoint(name=f"{gate}__{suite.name}", validation_definitions=[validation])
             )
-            outcome = checkpoint.run(
-                expectation_parameters=None,
-            )
+            outcome = checkpoint.run()
             for run_result in outcome.run_results.values():
                 for r in run_result.results:
                     cfg = r.expectation_config
@@ -145,9 +156,10 @@ def run_gate(
                         )
                     )
     finally:
-        engine = getattr(datasource.get_execution_engine(), "engine", None)
-        if engine is not None:
-            engine.dispose()
+        # GX keeps its one DuckDB connection open (see gx_duckdb); close it so the
+        # database file is free for the next writer or reader in this process.
+        for ds in [datasource, *ctx.data_sources.all().values()]:
+            gx_duckdb.close(ds)
     gate_result = GateResult(gate, results, context)
     for w in gate_result.warnings:
         log.warning("%s gate warning: %s", gate, w.describe())

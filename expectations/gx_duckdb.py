@@ -42,6 +42,19 @@ def revert() -> None:
     )
 
 
+def close(datasource: Any) -> None:
+    """Close the persisted connection and the engine of a GX SQL datasource."""
+    execution_engine = getattr(datasource, "_execution_engine", None)
+    if execution_engine is not None:
+        execution_engine.close()
+        execution_engine.engine.dispose()
+        datasource._execution_engine = None
+    engine = getattr(datasource, "_engine", None)  # the one GX made for test_connection
+    if engine is not None:
+        engine.dispose()
+        datasource._engine = None
+
+
 def engine_kwargs(config: dict[str, Any], read_only: bool = False) -> dict[str, Any]:
     """create_engine kwargs for a DuckDB file: connect-time config (extensions, S3)."""
     return {"connect_args": {"read_only": read_only, "config": config}}

@@ -107,6 +107,7 @@ def ingest_table(
                 lake.storage, state, extract.fingerprint, extract.description,
                 write,  # type: ignore[arg-type]
                 run_id=run_id,
+                input_meta=extract.input,
             )
             report.batches.append(record)
             log.info(

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 
@@ -100,6 +101,7 @@ def _record(state: TableState, pending: Pending, written: Written) -> BatchRecor
         committed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         watermark=written.watermark,
         run_id=pending.run_id,
+        input=pending.input,
     )
     state.batches.append(record)
     if written.watermark is not None:
@@ -116,6 +118,7 @@ def commit_batch(
     write: BatchWrite,
     watermark_column: str | None = None,
     run_id: str | None = None,
+    input_meta: dict[str, Any] | None = None,
 ) -> BatchRecord:
     """Write and commit one batch; `state` must have been opened with `open_table`."""
     if state.pending is not None:
@@ -130,6 +133,7 @@ def commit_batch(
         description=description,
         watermark_column=watermark_column,
         run_id=run_id,
+        input=input_meta or {},
     )
     state.pending = pending
     save_state(storage, state)

@@ -31,6 +31,8 @@ class BatchRecord:
     quarantine_key: str | None = None
     watermark: str | None = None
     run_id: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    """What identified the input (e.g. file size, mtime and content digest)."""
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Pending:
     description: str
     watermark_column: str | None = None
     run_id: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

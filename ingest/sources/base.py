@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -41,6 +41,8 @@ class Extract:
     description: str
     """Where the records come from (file path, URL), stored as `_source_file`."""
     open: Callable[[duckdb.DuckDBPyConnection], Opened]
+    input: dict[str, Any] = field(default_factory=dict)
+    """What identifies the input (size, mtime, digest...), kept with the batch."""
 
 
 class Source(ABC):
