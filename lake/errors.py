@@ -9,5 +9,5 @@ class LakeConfigError(LakeError):
     """The lake URL or the S3 settings are not usable."""
 
 
-class InvalidName(LakeError):
+class InvalidName(LakeError, ValueError):
     """A name from the outside world (source, table, file) cannot become part of a key."""

@@ -1,0 +1,61 @@
+"""Small helpers the integration tests share."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+
+from pipeline.config import Project
+
+
+def raw_rows(project: Project, source: str, table: str) -> int:
+    """Rows a reader sees in a raw table (0 when no batch is visible)."""
+    con = project.lake.connect()
+    try:
+        row = con.execute(
+            "SELECT count(*) FROM read_parquet(?, union_by_name = true)",
+            [project.lake.raw_glob_uri(source, table)],
+        ).fetchone()
+        return int(row[0]) if row else 0
+    except duckdb.IOException as exc:
+        if "No files found" in str(exc):
+            return 0
+        raise
+    finally:
+        con.close()
+
+
+def serving_scalar(project: Project, sql: str) -> object:
+    con = duckdb.connect(str(project.serving_db), read_only=True)
+    try:
+        row = con.execute(sql).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+def cli(
+    project: Project, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a separate process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), *args],
+        env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def s3_env_of(project: Project) -> dict[str, str]:
+    s3 = project.lake.settings.s3
+    return {} if s3 is None else {**s3.dbt_env(), "LAKEHOUSE_LAKE_URL": project.lake.settings.url}
+
+
+def write_csv(path: Path, header: str, rows: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path

@@ -1,0 +1,103 @@
+"""dbt by hand with the committed profile; serving stays readable during builds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lake import extensions
+from pipeline.run import run_pipeline
+from pipeline.transform import run_dbt
+from tests.conftest import REPO
+from tests.integration.helpers import serving_scalar
+
+
+def _dbt(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("LAKEHOUSE_", "AWS_", "DBT_"))}
+    clean.update(env)
+    clean["DBT_TARGET_PATH"] = str(tmp_path / "target")
+    clean["DBT_LOG_PATH"] = str(tmp_path / "logs")
+    dbt = str(Path(sys.executable).parent / "dbt")
+    return subprocess.run([dbt, *args], cwd=REPO / "dbt_project", env=clean,
+                          capture_output=True, text=True, check=False, timeout=600)
+
+
+def test_dbt_parse_offline(tmp_path: Path) -> None:
+    result = _dbt(["parse"], {}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("lake_kind", ["local", "s3"])
+def test_dbt_build_by_hand_with_the_committed_profile(
+    lake_kind: str, make_project, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # the default extension dir of profiles.yml (../.duckdb_extensions) is what
+    # `make install` fills; this test uses the same default
+    assert extensions.default_dir() == REPO / ".duckdb_extensions" or os.environ.get(
+        extensions.EXTENSION_DIR_ENV
+    )
+    extensions.install(REPO / ".duckdb_extensions")
+    if lake_kind == "local":
+        project = make_project()
+        env = {"LAKEHOUSE_LAKE_URL": project.lake.settings.url}
+    else:
+        bucket, s3env = request.getfixturevalue("s3_bucket")
+        url = f"s3://{bucket}/byhand"
+        project = make_project(lake_url=url, env=s3env)
+        env = {**s3env, "LAKEHOUSE_LAKE_URL": url}  # only the standard variables
+    run_pipeline(project, stages=("ingest",))
+    env["LAKEHOUSE_BUILD_DB"] = str(tmp_path / "by_hand.duckdb")
+    result = _dbt(["build"], env, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Completed successfully" in result.stdout
+    assert "PASS=" in result.stdout and "ERROR=0" in result.stdout
+
+
+def test_readers_keep_reading_while_the_next_build_and_publish_run(make_project) -> None:
+    project = make_project()
+    run_pipeline(project)
+    first_run = serving_scalar(project, "SELECT run_id FROM _lakehouse_publication")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, sys, time
+            con = duckdb.connect({str(project.serving_db)!r}, read_only=True)
+            n = 0
+            end = time.monotonic() + 600
+            while time.monotonic() < end:
+                n = con.execute("SELECT count(*) FROM fct_orders").fetchone()[0]
+                if sys.stdin.readline().strip() == "stop":
+                    break
+            print(n)
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        # build + gate + publish while the reader holds the serving file open
+        record = run_pipeline(project, stages=("build", "check_marts", "publish"))
+        assert record.status == "passed"
+        out, err = reader.communicate("go\nstop\n", timeout=60)
+    finally:
+        reader.kill()
+    assert reader.returncode == 0, err
+    assert int(out.strip()) > 0
+    assert serving_scalar(project, "SELECT run_id FROM _lakehouse_publication") != first_run
+
+
+def test_failed_dbt_build_names_the_failing_test(make_project) -> None:
+    project = make_project()
+    run_pipeline(project, stages=("ingest",))
+    items = project.base_dir / "sources" / "shop" / "order_items.csv"
+    with items.open("a") as fh:  # an order line whose order does not exist
+        fh.write("99999998,77777777,1,1,10.00,0.00\n")
+    run_pipeline(project, stages=("ingest",))
+    result = run_dbt(project, ["build"])
+    assert not result.ok
+    assert any("relationships_stg_shop__order_items_order_id" in f for f in result.failures), (
+        result.failures
+    )

@@ -1,0 +1,75 @@
+"""Failing gates stop the run with a message that names what failed; nothing is published."""
+
+from __future__ import annotations
+
+import pytest
+
+from lake import load_state
+from pipeline.errors import StageFailed
+from pipeline.run import run_pipeline
+from tests.integration.helpers import cli, write_csv
+
+ORDERS_HEADER = "order_id,customer_id,status,order_ts,currency,shipping_amount"
+
+
+def test_bad_raw_batch_fails_the_raw_gate_and_keeps_the_published_marts(make_project) -> None:
+    project = make_project()
+    run_pipeline(project)
+    published = project.serving_db.read_bytes()
+
+    write_csv(
+        project.base_dir / "sources" / "shop" / "orders" / "orders_2026_04.csv",
+        ORDERS_HEADER,
+        ["1,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",      # duplicate of an old key? no:
+         "900001,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",  # fine
+         "900001,6,placed,2026-04-01T11:00:00+00:00,EUR,4.99",  # duplicate key in the batch
+         ",7,lost,2026-04-01T12:00:00+00:00,EUR,4.99"],          # null key, unknown status
+    )
+    with pytest.raises(StageFailed) as info:
+        run_pipeline(project)
+    message = str(info.value)
+    state = load_state(project.lake.storage, "shop", "orders")
+    new_load_id = state.batches[-1].load_id
+    assert message.startswith("check_raw failed: raw gate failed")
+    assert new_load_id in message  # the batch
+    assert "shop.orders" in message  # the table
+    assert "expect_column_values_to_not_be_null(column='order_id')" in message
+    assert "expect_column_values_to_be_unique(column='order_id')" in message
+    assert "expect_column_values_to_be_in_set(column='status'" in message
+    assert "'lost'" in message  # a sample of the failing values
+    # the gate only looked at the new batch: 4 rows, not the whole history
+    assert "of 4 rows" in message
+    assert project.serving_db.read_bytes() == published
+
+    # the CLI says the same in one line and exits non-zero
+    result = cli(project, "run")
+    assert result.returncode == 1
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1 and "check_raw failed" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_failing_mart_gate_publishes_nothing(make_project) -> None:
+    project = make_project()
+    run_pipeline(project)
+    published = project.serving_db.read_bytes()
+
+    items = project.base_dir / "sources" / "shop" / "order_items.csv"
+    with items.open("a") as fh:  # a discount larger than the line: negative revenue
+        fh.write("99999999,1,1,1,10.00,500.00\n")
+    with pytest.raises(StageFailed) as info:
+        run_pipeline(project)
+    message = str(info.value)
+    assert message.startswith("check_marts failed: marts gate failed")
+    assert "fct_orders: expect_column_pair_values_a_to_be_greater_than_b" in message
+    assert "expect_column_values_to_be_between(column='net_amount'" in message
+    assert project.serving_db.read_bytes() == published
+
+
+def test_check_command_runs_a_gate_by_hand(make_project) -> None:
+    project = make_project()
+    run_pipeline(project)
+    result = cli(project, "check", "marts")
+    assert result.returncode == 0, result.stderr
+    assert "marts gate passed" in result.stdout
+    assert result.stdout.count("ok  ") >= 7
