@@ -49,10 +49,6 @@ class IngestReport:
     def rows(self) -> int:
         return sum(t.rows for t in self.tables)
 
-    @property
-    def new_batches(self) -> list[tuple[str, str, BatchRecord]]:
-        return [(t.source, t.table, b) for t in self.tables for b in t.batches]
-
     def failures(self) -> list[str]:
         return [t.error for t in self.tables if t.error]
 

@@ -16,7 +16,7 @@ from lake.commit import Written, commit_batch, open_table, recover
 from lake.config import LakeSettings, S3Settings
 from lake.duck import connect
 from lake.errors import InvalidName, LakeConfigError, LakeError
-from lake.state import BatchRecord, TableState, all_states, load_state
+from lake.state import BatchRecord, TableState, all_states, load_state, mark_gate
 from lake.storage import LocalStorage, S3Storage, Storage, open_storage
 
 
@@ -66,6 +66,7 @@ __all__ = [
     "commit_batch",
     "layout",
     "load_state",
+    "mark_gate",
     "open_table",
     "recover",
 ]

@@ -6,6 +6,7 @@ Keys are relative to the lake URL; local disk and S3 differ only in that base.
     quarantine/<source>/<table>/load_date=<YYYY-MM-DD>/<load_id>.parquet  its rejected rows
     state/<source>/<table>.json                                           ingest state
     runs/<run_id>.json                                                    one pipeline run
+    _staging/<key>.<token>                  an S3 batch being written (not under raw/)
 
 A batch is one Parquet object, so it becomes visible in one atomic step. Readers glob
 `raw/<source>/<table>/*/*.parquet`; in-progress local files are hidden `.tmp` files that
@@ -23,6 +24,7 @@ RAW = "raw"
 QUARANTINE = "quarantine"
 STATE = "state"
 RUNS = "runs"
+STAGING = "_staging"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -65,6 +67,11 @@ def quarantine_key(source: str, table: str, load_date: date, load_id: str) -> st
 def raw_glob(source: str, table: str) -> str:
     """What readers (dbt sources, `lakehouse query`) read for a table."""
     return f"{table_prefix(RAW, source, table)}/*/*.parquet"
+
+
+def staging_key(key: str, token: str) -> str:
+    """Where an object store writer puts a batch before publishing it under `key`."""
+    return f"{STAGING}/{key}.{check_id('token', token)}"
 
 
 def quarantine_glob(source: str, table: str) -> str:

@@ -33,6 +33,8 @@ class BatchRecord:
     run_id: str | None = None
     input: dict[str, Any] = field(default_factory=dict)
     """What identified the input (e.g. file size, mtime and content digest)."""
+    gate: str | None = None
+    """Outcome of the raw quality gate: None (not checked yet), 'passed' or 'failed'."""
 
 
 @dataclass
@@ -93,6 +95,15 @@ def load_state(storage: Storage, source: str, table: str) -> TableState:
 
 def save_state(storage: Storage, state: TableState) -> None:
     storage.write_bytes(layout.state_key(state.source, state.table), state.to_json())
+
+
+def mark_gate(storage: Storage, source: str, table: str, load_ids: set[str], outcome: str) -> None:
+    """Record the raw gate's verdict on some batches of a table."""
+    state = load_state(storage, source, table)
+    for batch in state.batches:
+        if batch.load_id in load_ids:
+            batch.gate = outcome
+    save_state(storage, state)
 
 
 def all_states(storage: Storage) -> list[TableState]:

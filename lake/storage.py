@@ -1,8 +1,9 @@
 """One storage interface over a local folder and an S3 bucket.
 
 Both offer the same small set of operations on keys (see `lake.layout`). Objects become
-visible atomically: locally by writing a hidden temporary file and renaming it; on S3
-because an object appears only when its (multipart) upload completes.
+visible atomically: locally by writing a hidden temporary file and renaming it; on S3 by
+writing a staging object and copying it server-side to its key (an object appears only
+when its upload or copy completes).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from lake import layout
 from lake.config import LakeSettings
 from lake.errors import LakeError
 
@@ -190,22 +192,38 @@ class S3Storage(Storage):
                 yield obj["Key"][strip:]
 
     def begin_write(self, key: str) -> str:
-        # DuckDB uploads with S3 multipart upload: the object is not visible until the
-        # upload completes, so the final key is written directly.
-        return self.uri(key)
+        # The writer's upload completes (and would become visible) before the batch's
+        # quarantine is written, so it goes to a staging key outside the readers' globs;
+        # `finish_write` publishes it with a server-side copy, atomic for the target.
+        return self.uri(layout.staging_key(key, uuid.uuid4().hex))
+
+    def _staged_key(self, key: str, written_uri: str) -> str:
+        staged = written_uri[len(self.settings.url) + 1 :]
+        if not written_uri.startswith(self.settings.url + "/") or not staged.startswith(
+            f"{layout.STAGING}/{key}."
+        ):
+            raise LakeError(f"unexpected staged object {written_uri} for {key}")
+        return staged
 
     def finish_write(self, key: str, written_uri: str) -> None:
-        if written_uri != self.uri(key):
-            raise LakeError(f"unexpected staged object {written_uri} for {key}")
+        staged = self._key(self._staged_key(key, written_uri))
+        bucket = self.settings.bucket
+        self.client.copy({"Bucket": bucket, "Key": staged}, bucket, self._key(key))
+        self.client.delete_object(Bucket=bucket, Key=staged)
 
     def abort_write(self, written_uri: str) -> None:
-        # An interrupted multipart upload is invisible; `cleanup_incomplete` aborts it.
-        return None
+        if written_uri.startswith(self.settings.url + "/"):
+            self.delete(written_uri[len(self.settings.url) + 1 :])
 
     def cleanup_incomplete(self, prefix: str) -> int:
-        full = self._key(prefix).rstrip("/") + "/"
-        response = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full)
+        """Delete staged objects and abort unfinished uploads of crashed writers."""
         removed = 0
+        staged_prefix = f"{layout.STAGING}/{prefix}"
+        for key in list(self.list(staged_prefix)):
+            self.delete(key)
+            removed += 1
+        full = self._key(staged_prefix).rstrip("/") + "/"
+        response = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full)
         for upload in response.get("Uploads", []):
             self.client.abort_multipart_upload(
                 Bucket=self.settings.bucket, Key=upload["Key"], UploadId=upload["UploadId"]

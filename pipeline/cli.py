@@ -124,19 +124,21 @@ def _print_ingest(record: Any) -> None:
 
 @main.command()
 @click.argument("gate", type=click.Choice(["raw", "marts"]))
+@click.option("--all", "everything", is_flag=True,
+              help="raw: check every batch, not only those that have not passed yet.")
 @click.pass_context
 @_fail_cleanly
-def check(ctx: click.Context, gate: str) -> None:
-    """Run a quality gate by hand: `raw` (every committed batch) or `marts` (the build).
+def check(ctx: click.Context, gate: str, everything: bool) -> None:
+    """Run a quality gate by hand: `raw` (batches not yet passed) or `marts` (the build).
 
     \b
     Example:
-      lakehouse check marts
+      lakehouse check raw --all
     """
     from pipeline.gates import check_marts, check_raw
 
     project = _project(ctx)
-    result = check_raw(project) if gate == "raw" else check_marts(project)
+    result = check_raw(project, everything) if gate == "raw" else check_marts(project)
     for r in result.results:
         mark = "ok  " if r.success else ("FAIL" if r.severity == "critical" else "warn")
         click.echo(f"  {mark} {r.describe()}")
@@ -159,7 +161,7 @@ def build(ctx: click.Context, select: str | None) -> None:
 
     result = dbt_build(_project(ctx), select=select)
     if not result.ok:
-        raise StageFailed("build", "dbt build: " + "; ".join(result.failures))
+        raise StageFailed("build", "dbt: " + "; ".join(result.failures))
     click.echo(f"dbt build passed: {result.models} models, {result.tests_passed} tests")
 
 

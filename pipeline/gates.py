@@ -7,9 +7,12 @@ from collections import defaultdict
 import duckdb
 
 from expectations import GateResult, load_suites, run_gate
-from lake import BatchRecord
+from lake import BatchRecord, all_states, mark_gate
 from lake.duck import connection_config, quote_ident, quote_str
 from pipeline.config import Project
+
+
+Batch = tuple[str, str, BatchRecord]
 
 
 def _gx_config(project: Project) -> dict:
@@ -19,17 +22,21 @@ def _gx_config(project: Project) -> dict:
     return config
 
 
-def check_raw(
-    project: Project, batches: list[tuple[str, str, BatchRecord]] | None = None
-) -> GateResult:
-    """Validate raw data: the given (newly committed) batches, else every committed batch."""
-    suites = load_suites(project.expectations_dir, "raw")
-    if batches is None:
-        from lake import all_states
+def unchecked_batches(project: Project, everything: bool = False) -> list[Batch]:
+    """Batches the raw gate has not passed yet (new, or failed before); or all of them."""
+    return [
+        (s.source, s.table, b)
+        for s in all_states(project.lake.storage)
+        for b in s.batches
+        if everything or b.gate != "passed"
+    ]
 
-        batches = [
-            (s.source, s.table, b) for s in all_states(project.lake.storage) for b in s.batches
-        ]
+
+def check_raw(project: Project, everything: bool = False) -> GateResult:
+    """Validate the raw batches that have not passed the gate yet (their cost grows with
+    the new data, not the lake); record the verdict on each batch."""
+    suites = load_suites(project.expectations_dir, "raw")
+    batches = unchecked_batches(project, everything)
     by_table: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)
     for source, table, record in batches:
         by_table[(source, table)].append(record)
@@ -57,7 +64,12 @@ def check_raw(
     finally:
         con.close()
     context = f"batches {', '.join(load_ids)}" if load_ids else ""
-    return run_gate("raw", suites, gate_db, tables, _gx_config(project), context=context)
+    result = run_gate("raw", suites, gate_db, tables, _gx_config(project), context=context)
+    failed_targets = {r.target for r in result.blocking}
+    for (source, table), records in by_table.items():
+        outcome = "failed" if f"{source}.{table}" in failed_targets else "passed"
+        mark_gate(project.lake.storage, source, table, {r.load_id for r in records}, outcome)
+    return result
 
 
 def mart_tables(project: Project) -> list[str]:

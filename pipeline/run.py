@@ -105,7 +105,10 @@ def run_pipeline(
         try:
             fn(rec)
             rec.status = "passed"
-        except (StageFailed, GateFailed) as exc:
+        except StageFailed:
+            rec.status = "failed"
+            raise
+        except GateFailed as exc:
             rec.status = "failed"
             raise StageFailed(name, str(exc)) from exc
         finally:
@@ -124,8 +127,7 @@ def run_pipeline(
             raise StageFailed("ingest", "; ".join(ingest_report.failures()))
 
     def do_check_raw(rec: StageRecord) -> None:
-        batches = ingest_report.new_batches if ingest_report is not None else None
-        result = check_raw(project, batches)
+        result = check_raw(project)
         rec.details = _gate_details(result)
         result.raise_for_failures()
 
@@ -134,7 +136,7 @@ def run_pipeline(
         rec.details = {"models": result.models, "tests_passed": result.tests_passed,
                        "failures": result.failures, "warnings": result.warnings}
         if not result.ok:
-            raise StageFailed("build", "dbt build: " + "; ".join(result.failures))
+            raise StageFailed("build", "dbt: " + "; ".join(result.failures))
 
     def do_check_marts(rec: StageRecord) -> None:
         result = check_marts(project)

@@ -51,6 +51,8 @@ def print_status(project: Project) -> None:
         last = s.last_batch
         when = last.committed_at if last else "-"
         pending = "  PENDING batch (settled on next ingest)" if s.pending else ""
+        failed = sum(b.gate == "failed" for b in s.batches)
+        pending += f"  {failed} batch(es) FAILED the raw gate" if failed else ""
         click.echo(
             f"  {s.source}.{s.table:<22} {len(s.batches):>4} batches {s.rows:>12,} rows "
             f"{s.quarantined:>8,} quarantined  last {when}"

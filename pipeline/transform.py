@@ -69,20 +69,43 @@ def run_dbt(project: Project, args: list[str], quiet: bool = True) -> DbtResult:
     return result
 
 
+def _describe_node(uid: str, manifest: dict) -> str:
+    """`test relationships(order_id -> stg_shop__orders.order_id) on stg_shop__order_items`
+    rather than dbt's hashed test name."""
+    node = manifest.get("nodes", {}).get(uid) or manifest.get("unit_tests", {}).get(uid) or {}
+    kind = uid.split(".")[0]
+    meta = node.get("test_metadata") or {}
+    if kind == "test" and meta:
+        kwargs = meta.get("kwargs", {})
+        column = kwargs.get("column_name") or ""
+        target = node.get("attached_node", "").split(".")[-1] or node.get("name", "")
+        detail = column
+        if meta.get("name") == "relationships":
+            to = str(kwargs.get("to", "")).replace("ref('", "").replace("')", "")
+            detail = f"{column} -> {to}.{kwargs.get('field')}"
+        elif meta.get("name") == "accepted_values":
+            detail = f"{column} in {kwargs.get('values')}"
+        return f"test {meta.get('name')}({detail}) on {target}"
+    return f"{kind} {node.get('name') or uid.split('.')[-1]}"
+
+
 def _read_run_results(project: Project, result: DbtResult) -> None:
-    path = project.warehouse_dir / "dbt" / "target" / "run_results.json"
+    target = project.warehouse_dir / "dbt" / "target"
+    path = target / "run_results.json"
     if not path.exists():
         return
     body = json.loads(path.read_text())
+    manifest_path = target / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     for node in body.get("results", []):
         uid: str = node.get("unique_id", "")
-        kind, name = uid.split(".")[0], uid.split(".")[-1]
+        kind = uid.split(".")[0]
         status = node.get("status")
         message = (node.get("message") or "").strip().replace("\n", " ")
         if status in ("error", "fail", "runtime error"):
-            result.failures.append(f"{kind} {name}: {message}")
+            result.failures.append(f"{_describe_node(uid, manifest)}: {message}")
         elif status == "warn":
-            result.warnings.append(f"{kind} {name}: {message}")
+            result.warnings.append(f"{_describe_node(uid, manifest)}: {message}")
         elif kind == "model" and status == "success":
             result.models += 1
         elif kind in ("test", "unit_test") and status == "pass":

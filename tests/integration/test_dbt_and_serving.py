@@ -98,6 +98,7 @@ def test_failed_dbt_build_names_the_failing_test(make_project) -> None:
     run_pipeline(project, stages=("ingest",))
     result = run_dbt(project, ["build"])
     assert not result.ok
-    assert any("relationships_stg_shop__order_items_order_id" in f for f in result.failures), (
-        result.failures
-    )
+    assert (
+        "test relationships(order_id -> stg_shop__orders.order_id) on stg_shop__order_items: "
+        "Got 1 result, configured to fail if != 0"
+    ) in result.failures, result.failures

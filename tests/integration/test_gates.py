@@ -20,8 +20,8 @@ def test_bad_raw_batch_fails_the_raw_gate_and_keeps_the_published_marts(make_pro
     write_csv(
         project.base_dir / "sources" / "shop" / "orders" / "orders_2026_04.csv",
         ORDERS_HEADER,
-        ["1,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",      # duplicate of an old key? no:
-         "900001,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",  # fine
+        ["900002,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",  # fine
+         "900001,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",
          "900001,6,placed,2026-04-01T11:00:00+00:00,EUR,4.99",  # duplicate key in the batch
          ",7,lost,2026-04-01T12:00:00+00:00,EUR,4.99"],          # null key, unknown status
     )
@@ -40,13 +40,18 @@ def test_bad_raw_batch_fails_the_raw_gate_and_keeps_the_published_marts(make_pro
     # the gate only looked at the new batch: 4 rows, not the whole history
     assert "of 4 rows" in message
     assert project.serving_db.read_bytes() == published
+    assert state.batches[-1].gate == "failed"
+    assert all(b.gate == "passed" for b in state.batches[:-1])
 
-    # the CLI says the same in one line and exits non-zero
+    # the failed batch is checked again on the next run: the CLI says the same in one
+    # line and exits non-zero
     result = cli(project, "run")
     assert result.returncode == 1
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(lines) == 1 and "check_raw failed" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: check_raw failed: raw gate failed")
     assert "Traceback" not in result.stderr
+    status = cli(project, "status")
+    assert "1 batch(es) FAILED the raw gate" in status.stdout
 
 
 def test_failing_mart_gate_publishes_nothing(make_project) -> None:
