@@ -32,12 +32,15 @@ def is_applied() -> bool:
 def apply() -> None:
     """Idempotent; called before any GX validation on DuckDB."""
     if not is_applied():
-        _engine._PERSISTED_CONNECTION_DIALECTS = (*_engine._PERSISTED_CONNECTION_DIALECTS, DUCKDB)
+        _engine._PERSISTED_CONNECTION_DIALECTS = (  # type: ignore[assignment]
+            *_engine._PERSISTED_CONNECTION_DIALECTS,
+            DUCKDB,
+        )
 
 
 def revert() -> None:
     """For the test that checks whether the workaround is still needed."""
-    _engine._PERSISTED_CONNECTION_DIALECTS = tuple(
+    _engine._PERSISTED_CONNECTION_DIALECTS = tuple(  # type: ignore[assignment]
         d for d in _engine._PERSISTED_CONNECTION_DIALECTS if d is not DUCKDB
     )
 

@@ -57,7 +57,9 @@ class SuiteSpec:
         suite = gx.ExpectationSuite(name=self.name)
         for spec in self.expectations:
             config = ExpectationConfiguration(
-                type=spec.type, kwargs=dict(spec.kwargs), meta=dict(spec.meta),
+                type=spec.type,
+                kwargs=dict(spec.kwargs),
+                meta=dict(spec.meta),
                 severity=spec.severity,  # type: ignore[arg-type]
             )
             try:
@@ -90,7 +92,9 @@ def _load(path: Path, gate: str) -> SuiteSpec:
         if severity not in SEVERITIES:
             raise SuiteError(f"{where}: severity must be one of {SEVERITIES}, got {severity!r}")
         specs.append(
-            ExpectationSpec(item["type"], item.get("kwargs") or {}, severity, item.get("meta") or {})
+            ExpectationSpec(
+                item["type"], item.get("kwargs") or {}, severity, item.get("meta") or {}
+            )
         )
     return SuiteSpec(body["name"], gate, str(body["target"]), specs, path)
 

@@ -44,10 +44,14 @@ def write_batch(
         quarantined = 0
         rejects = opened.rejects()
         if rejects is not None:
-            q = con.execute(
-                f"COPY (SELECT *, {lineage} FROM rejects) TO {quote_str(quarantine_uri)} "
-                "(FORMAT parquet, COMPRESSION zstd)"
-            ).fetchone() if _has_rows(rejects) else None
+            q = (
+                con.execute(
+                    f"COPY (SELECT *, {lineage} FROM rejects) TO {quote_str(quarantine_uri)} "
+                    "(FORMAT parquet, COMPRESSION zstd)"
+                ).fetchone()
+                if _has_rows(rejects)
+                else None
+            )
             quarantined = int(q[0]) if q else 0
     finally:
         con.execute(f"DROP VIEW IF EXISTS {view}")

@@ -63,7 +63,9 @@ def _select(
             if not only or src.name in only or f"{src.name}.{tbl.name}" in only:
                 chosen.append((src, tbl))
     if only:
-        known = {s.name for s in sources} | {f"{s.name}.{t.name}" for s in sources for t in s.tables}
+        known = {s.name for s in sources} | {
+            f"{s.name}.{t.name}" for s in sources for t in s.tables
+        }
         unknown = sorted(set(only) - known)
         if unknown:
             raise IngestError(
@@ -87,8 +89,9 @@ def ingest_table(
     try:
         state, report.recovered = open_table(lake.storage, con, src.name, tbl.name)
         if report.recovered:
-            log.warning("%s.%s: batch left by a crashed run %s", src.name, tbl.name,
-                        report.recovered)
+            log.warning(
+                "%s.%s: batch left by a crashed run %s", src.name, tbl.name, report.recovered
+            )
         source = KINDS[src.kind](src, tbl, lake, base_dir)
         for extract in source.extracts(con, state):
             t0 = time.monotonic()
@@ -100,7 +103,10 @@ def ingest_table(
                     raise IngestError(src.name, tbl.name, _first_line(exc), _e.description) from exc
 
             record = commit_batch(
-                lake.storage, state, extract.fingerprint, extract.description,
+                lake.storage,
+                state,
+                extract.fingerprint,
+                extract.description,
                 write,  # type: ignore[arg-type]
                 run_id=run_id,
                 input_meta=extract.input,
@@ -108,7 +114,10 @@ def ingest_table(
             report.batches.append(record)
             log.info(
                 "%s.%s: landed %s: %s rows%s in %.1fs",
-                src.name, tbl.name, extract.description, f"{record.rows:,}",
+                src.name,
+                tbl.name,
+                extract.description,
+                f"{record.rows:,}",
                 f" ({record.quarantined:,} quarantined)" if record.quarantined else "",
                 time.monotonic() - t0,
             )

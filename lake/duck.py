@@ -16,8 +16,8 @@ from lake.config import LakeSettings
 
 def connection_config(
     memory_limit: str | None = None, threads: int | None = None
-) -> dict[str, str | bool | int]:
-    config: dict[str, str | bool | int] = {
+) -> dict[str, str | bool | int | float | list[str]]:
+    config: dict[str, str | bool | int | float | list[str]] = {
         "extension_directory": str(extensions.install()),
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": True,

@@ -51,8 +51,13 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], limit: i
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--project", "-p", type=click.Path(), default=None,
-              help="lakehouse.yml (or its folder); default: found from the current folder.")
+@click.option(
+    "--project",
+    "-p",
+    type=click.Path(),
+    default=None,
+    help="lakehouse.yml (or its folder); default: found from the current folder.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Show progress even when not on a terminal.")
 @click.pass_context
 def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
@@ -67,18 +72,29 @@ def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     logging.basicConfig(
         level=logging.INFO if (verbose or interactive) else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
     )
     for noisy in ("great_expectations", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 @main.command()
-@click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Size of the example shop (1 = 20,000 orders).")
+@click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Size of the example shop (1 = 20,000 orders).",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--out", type=click.Path(), default="data/sources", show_default=True,
-              help="Folder to write into.")
+@click.option(
+    "--out",
+    type=click.Path(),
+    default="data/sources",
+    show_default=True,
+    help="Folder to write into.",
+)
 @_fail_cleanly
 def generate(scale: float, seed: int, out: str) -> None:
     """Generate the example shop's source files (deterministic for a seed).
@@ -124,8 +140,12 @@ def _print_ingest(record: Any) -> None:
 
 @main.command()
 @click.argument("gate", type=click.Choice(["raw", "marts"]))
-@click.option("--all", "everything", is_flag=True,
-              help="raw: check every batch, not only those that have not passed yet.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="raw: check every batch, not only those that have not passed yet.",
+)
 @click.pass_context
 @_fail_cleanly
 def check(ctx: click.Context, gate: str, everything: bool) -> None:
@@ -202,8 +222,13 @@ def run(ctx: click.Context, only: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Size of the example shop (1 = 20,000 orders).")
+@click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Size of the example shop (1 = 20,000 orders).",
+)
 @click.pass_context
 @_fail_cleanly
 def demo(ctx: click.Context, scale: float) -> None:
@@ -219,8 +244,10 @@ def demo(ctx: click.Context, scale: float) -> None:
 
     project = _project(ctx)
     counts = gen(project.base_dir / "data" / "sources", scale=scale)
-    click.echo(f"generated the example shop (scale {scale}): "
-               + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    click.echo(
+        f"generated the example shop (scale {scale}): "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    )
     record = run_pipeline(project)
     print_summary(project, record)
 

@@ -37,9 +37,7 @@ class LakeSection(_Strict):
 
 
 class WarehouseSection(_Strict):
-    dir: str = Field(
-        "data/warehouse", description="Folder for the build and serving DuckDB files."
-    )
+    dir: str = Field("data/warehouse", description="Folder for the build and serving DuckDB files.")
     dbt_project_dir: str = Field("dbt_project", description="The dbt project to build.")
     expectations_dir: str = Field("expectations", description="GX suites and their reports.")
     marts_schema: str = Field(
@@ -114,6 +112,7 @@ def find_project_file(path: str | Path | None = None) -> Path:
 
 def _interpolate(value: Any, env: Mapping[str, str], where: str, file: Path) -> Any:
     if isinstance(value, str):
+
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
@@ -124,8 +123,9 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str, file: Path) -> 
 
         return _VAR.sub(repl, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, env, f"{where}.{k}" if where else k, file)
-                for k, v in value.items()}
+        return {
+            k: _interpolate(v, env, f"{where}.{k}" if where else k, file) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_interpolate(v, env, f"{where}[{i}]", file) for i, v in enumerate(value)]
     return value

@@ -11,7 +11,6 @@ from lake import BatchRecord, all_states, mark_gate
 from lake.duck import connection_config, quote_ident, quote_str
 from pipeline.config import Project
 
-
 Batch = tuple[str, str, BatchRecord]
 
 

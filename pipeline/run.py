@@ -63,8 +63,13 @@ def _gate_details(result: GateResult) -> dict[str, Any]:
         "failed": [r.describe() for r in result.blocking],
         "warnings": [r.describe() for r in result.warnings],
         "results": [
-            {"suite": r.suite, "expectation": r.expectation, "severity": r.severity,
-             "success": r.success, "observed": str(r.observed) if r.observed is not None else None}
+            {
+                "suite": r.suite,
+                "expectation": r.expectation,
+                "severity": r.severity,
+                "success": r.success,
+                "observed": str(r.observed) if r.observed is not None else None,
+            }
             for r in result.results
         ],
     }
@@ -74,8 +79,12 @@ def _ingest_details(report: IngestReport) -> dict[str, Any]:
     return {
         "tables": {
             f"{t.source}.{t.table}": {
-                "batches": len(t.batches), "rows": t.rows, "quarantined": t.quarantined,
-                "recovered": t.recovered, "error": t.error, "seconds": round(t.seconds, 3),
+                "batches": len(t.batches),
+                "rows": t.rows,
+                "quarantined": t.quarantined,
+                "recovered": t.recovered,
+                "error": t.error,
+                "seconds": round(t.seconds, 3),
             }
             for t in report.tables
         },
@@ -119,8 +128,12 @@ def run_pipeline(
     def do_ingest(rec: StageRecord) -> None:
         nonlocal ingest_report
         ingest_report = run_ingest(
-            project.lake, project.spec.sources, project.base_dir, project.spec.ingest,
-            only=only, run_id=record.run_id,
+            project.lake,
+            project.spec.sources,
+            project.base_dir,
+            project.spec.ingest,
+            only=only,
+            run_id=record.run_id,
         )
         rec.details = _ingest_details(ingest_report)
         if not ingest_report.ok:
@@ -133,8 +146,12 @@ def run_pipeline(
 
     def do_build(rec: StageRecord) -> None:
         result = build(project)
-        rec.details = {"models": result.models, "tests_passed": result.tests_passed,
-                       "failures": result.failures, "warnings": result.warnings}
+        rec.details = {
+            "models": result.models,
+            "tests_passed": result.tests_passed,
+            "failures": result.failures,
+            "warnings": result.warnings,
+        }
         if not result.ok:
             raise StageFailed("build", "dbt: " + "; ".join(result.failures))
 
@@ -144,11 +161,18 @@ def run_pipeline(
         result.raise_for_failures()
 
     def do_publish(rec: StageRecord) -> None:
-        rec.details = {"marts": publish(project, record.run_id),
-                       "serving_db": str(project.serving_db)}
+        rec.details = {
+            "marts": publish(project, record.run_id),
+            "serving_db": str(project.serving_db),
+        }
 
-    steps = {"ingest": do_ingest, "check_raw": do_check_raw, "build": do_build,
-             "check_marts": do_check_marts, "publish": do_publish}
+    steps = {
+        "ingest": do_ingest,
+        "check_raw": do_check_raw,
+        "build": do_build,
+        "check_marts": do_check_marts,
+        "publish": do_publish,
+    }
     try:
         for name in STAGES:
             if name in stages:

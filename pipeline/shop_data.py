@@ -129,7 +129,7 @@ def generate(out_dir: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int
                          OR (date_diff('month', TIMESTAMP '2026-01-01', ts) > {month}
                              AND {month} = {size.months - 1})
                       ORDER BY order_id)
-                TO {quote_str(str(shop / 'orders' / f'orders_2026_{month + 1:02d}.csv'))}
+                TO {quote_str(str(shop / "orders" / f"orders_2026_{month + 1:02d}.csv"))}
                 (HEADER, DELIMITER ',')"""
         )
     for table in ("customers", "products", "orders", "order_items"):

@@ -23,20 +23,23 @@ def print_summary(project: Project, record: RunRecord) -> None:
         click.echo(f"  {name:<28} {this_run:>12,} / {state.rows:>12,}{q}")
     build = record.stage("build")
     if build:
-        click.echo(f"\nmodels built: {build.details.get('models')}, "
-                   f"dbt tests passed: {build.details.get('tests_passed')}")
+        click.echo(
+            f"\nmodels built: {build.details.get('models')}, "
+            f"dbt tests passed: {build.details.get('tests_passed')}"
+        )
     for gate in ("check_raw", "check_marts"):
         g = record.stage(gate)
         if g:
-            click.echo(f"gate {gate[6:]:<5}: {g.details.get('passed')}/"
-                       f"{g.details.get('expectations')} expectations passed"
-                       + (f", {len(g.details['warnings'])} warnings"
-                          if g.details.get("warnings") else ""))
+            click.echo(
+                f"gate {gate[6:]:<5}: {g.details.get('passed')}/"
+                f"{g.details.get('expectations')} expectations passed"
+                + (f", {len(g.details['warnings'])} warnings" if g.details.get("warnings") else "")
+            )
     click.echo(
         f"\nquery the marts:\n"
-        f"  .venv/bin/lakehouse query \"select order_date, count(*) orders, "
-        f"sum(net_amount) revenue from fct_orders group by 1 order by 1 desc limit 7\"\n"
-        f"  .venv/bin/python -c \"import duckdb; "
+        f'  .venv/bin/lakehouse query "select order_date, count(*) orders, '
+        f'sum(net_amount) revenue from fct_orders group by 1 order by 1 desc limit 7"\n'
+        f'  .venv/bin/python -c "import duckdb; '
         f"print(duckdb.connect('{project.serving_db}', read_only=True)"
         f".sql('show tables'))\""
     )
@@ -56,7 +59,8 @@ def print_status(project: Project) -> None:
         click.echo(
             f"  {s.source}.{s.table:<22} {len(s.batches):>4} batches {s.rows:>12,} rows "
             f"{s.quarantined:>8,} quarantined  last {when}"
-            + (f"  watermark {s.watermark}" if s.watermark else "") + pending
+            + (f"  watermark {s.watermark}" if s.watermark else "")
+            + pending
         )
     runs = last_runs(project)
     if runs:
@@ -64,5 +68,7 @@ def print_status(project: Project) -> None:
     for r in runs:
         err = f"  {r['error'][:160]}" if r.get("error") else ""
         click.echo(f"  {r['run_id']}  {r['status']:<7}{err}")
-    click.echo(f"serving database: {project.serving_db}"
-               + ("" if project.serving_db.exists() else " (not published yet)"))
+    click.echo(
+        f"serving database: {project.serving_db}"
+        + ("" if project.serving_db.exists() else " (not published yet)")
+    )

@@ -52,13 +52,14 @@ def _dbt_executable() -> str:
 def run_dbt(project: Project, args: list[str], quiet: bool = True) -> DbtResult:
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
-        _dbt_executable(), *args,
-        "--project-dir", str(project.dbt_project_dir),
-        "--profiles-dir", str(project.dbt_project_dir),
+        _dbt_executable(),
+        *args,
+        "--project-dir",
+        str(project.dbt_project_dir),
+        "--profiles-dir",
+        str(project.dbt_project_dir),
     ]
-    proc = subprocess.run(
-        cmd, env=dbt_env(project), capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(cmd, env=dbt_env(project), capture_output=True, text=True, check=False)
     result = DbtResult(cmd, proc.returncode, output=proc.stdout + proc.stderr)
     if not quiet:
         sys.stdout.write(proc.stdout)

@@ -27,9 +27,7 @@ ProjectFactory = Callable[..., Project]
 
 
 @pytest.fixture
-def make_project(
-    tmp_path: Path, shop_sources: tuple[Path, dict[str, int]]
-) -> ProjectFactory:
+def make_project(tmp_path: Path, shop_sources: tuple[Path, dict[str, int]]) -> ProjectFactory:
     """A project in tmp_path with its own copy of the shop sources, lake and warehouse."""
 
     def factory(

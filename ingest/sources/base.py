@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import duckdb
 import pyarrow as pa
@@ -22,7 +22,7 @@ import pyarrow as pa
 from ingest.config import SourceConfig, TableConfig
 from lake import Lake, TableState
 
-Stream = duckdb.DuckDBPyRelation | pa.RecordBatchReader
+Stream: TypeAlias = duckdb.DuckDBPyRelation | pa.RecordBatchReader
 
 
 @dataclass

@@ -46,7 +46,11 @@ def cli(
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), *args],
-        env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

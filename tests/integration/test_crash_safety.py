@@ -39,8 +39,9 @@ def _project(root: Path, big_csv: Path, lake_url: str | None, env: dict[str, str
         "lake": {"url": lake_url or str(root / "lake")},
         "warehouse": {"dir": str(root / "warehouse")},
         "ingest": {"workers": 1, "memory_limit_mb": 512},
-        "sources": [{"name": "big", "kind": "csv",
-                     "tables": [{"name": "events", "path": str(big_csv)}]}],
+        "sources": [
+            {"name": "big", "kind": "csv", "tables": [{"name": "events", "path": str(big_csv)}]}
+        ],
     }
     (root / "lakehouse.yml").write_text(yaml.safe_dump(spec))
     return load_project(root / "lakehouse.yml", env=env)
@@ -53,7 +54,8 @@ def crash_project(lake_kind, tmp_path, big_csv, request) -> tuple[Project, dict[
     bucket, env = request.getfixturevalue("s3_bucket")
     url = f"s3://{bucket}/crash"
     return _project(tmp_path, big_csv, url, {**env, "LAKEHOUSE_LAKE_URL": url}), {
-        **env, "LAKEHOUSE_LAKE_URL": url
+        **env,
+        "LAKEHOUSE_LAKE_URL": url,
     }
 
 
@@ -63,7 +65,10 @@ def _start_ingest(project: Project, env: dict[str, str], failpoint: str | None =
         full_env["LAKEHOUSE_FAILPOINT"] = failpoint
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), "ingest"],
-        env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

@@ -18,14 +18,22 @@ from tests.integration.helpers import serving_scalar
 
 
 def _dbt(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("LAKEHOUSE_", "AWS_", "DBT_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "DBT_"))
+    }
     clean.update(env)
     clean["DBT_TARGET_PATH"] = str(tmp_path / "target")
     clean["DBT_LOG_PATH"] = str(tmp_path / "logs")
     dbt = str(Path(sys.executable).parent / "dbt")
-    return subprocess.run([dbt, *args], cwd=REPO / "dbt_project", env=clean,
-                          capture_output=True, text=True, check=False, timeout=600)
+    return subprocess.run(
+        [dbt, *args],
+        cwd=REPO / "dbt_project",
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
 
 
 def test_dbt_parse_offline(tmp_path: Path) -> None:
@@ -64,7 +72,10 @@ def test_readers_keep_reading_while_the_next_build_and_publish_run(make_project)
     run_pipeline(project)
     first_run = serving_scalar(project, "SELECT run_id FROM _lakehouse_publication")
     reader = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, sys, time
             con = duckdb.connect({str(project.serving_db)!r}, read_only=True)
             n = 0
@@ -74,8 +85,12 @@ def test_readers_keep_reading_while_the_next_build_and_publish_run(make_project)
                 if sys.stdin.readline().strip() == "stop":
                     break
             print(n)
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # build + gate + publish while the reader holds the serving file open

@@ -20,10 +20,12 @@ def test_bad_raw_batch_fails_the_raw_gate_and_keeps_the_published_marts(make_pro
     write_csv(
         project.base_dir / "sources" / "shop" / "orders" / "orders_2026_04.csv",
         ORDERS_HEADER,
-        ["900002,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",  # fine
-         "900001,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",
-         "900001,6,placed,2026-04-01T11:00:00+00:00,EUR,4.99",  # duplicate key in the batch
-         ",7,lost,2026-04-01T12:00:00+00:00,EUR,4.99"],          # null key, unknown status
+        [
+            "900002,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",  # fine
+            "900001,5,placed,2026-04-01T10:00:00+00:00,EUR,4.99",
+            "900001,6,placed,2026-04-01T11:00:00+00:00,EUR,4.99",  # duplicate key in the batch
+            ",7,lost,2026-04-01T12:00:00+00:00,EUR,4.99",
+        ],  # null key, unknown status
     )
     with pytest.raises(StageFailed) as info:
         run_pipeline(project)

@@ -18,8 +18,9 @@ from expectations import gx_duckdb
 
 def _validate(db: Path) -> tuple[list[bool], list[str], object]:
     ctx = gx.get_context(mode="ephemeral")
-    ds = ctx.data_sources.add_sql("d", connection_string=f"duckdb:///{db}",
-                                  kwargs=gx_duckdb.engine_kwargs({}, read_only=True))
+    ds = ctx.data_sources.add_sql(
+        "d", connection_string=f"duckdb:///{db}", kwargs=gx_duckdb.engine_kwargs({}, read_only=True)
+    )
     batch = ds.add_table_asset("t", table_name="t").add_batch_definition_whole_table("w")
     suite = gx.ExpectationSuite("s")
     suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column="id"))

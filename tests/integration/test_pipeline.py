@@ -15,7 +15,9 @@ from tests.integration.helpers import raw_rows, serving_scalar
 
 
 @pytest.fixture
-def project(lake_kind: str, make_project: ProjectFactory, request: pytest.FixtureRequest) -> Project:
+def project(
+    lake_kind: str, make_project: ProjectFactory, request: pytest.FixtureRequest
+) -> Project:
     if lake_kind == "local":
         return make_project()
     bucket, env = request.getfixturevalue("s3_bucket")
@@ -28,7 +30,11 @@ def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_source
 
     assert record.status == "passed"
     assert [s.name for s in record.stages] == [
-        "ingest", "check_raw", "build", "check_marts", "publish"
+        "ingest",
+        "check_raw",
+        "build",
+        "check_marts",
+        "publish",
     ]
     assert all(s.status == "passed" for s in record.stages)
     for table, n in counts.items():
@@ -84,7 +90,7 @@ def test_rerun_without_new_data_lands_nothing(project: Project, shop_sources) ->
 
 
 def test_a_new_file_is_one_new_batch(project: Project, shop_sources) -> None:
-    src_dir, counts = shop_sources
+    _, counts = shop_sources
     run_pipeline(project, stages=("ingest",))
     new = project.base_dir / "sources" / "shop" / "orders" / "orders_2026_04.csv"
     new.write_text(

@@ -24,7 +24,10 @@ def test_s3_settings_from_standard_variables() -> None:
 def test_aws_defaults_without_endpoint() -> None:
     s3 = S3Settings.from_env({"AWS_DEFAULT_REGION": "us-west-2"})
     assert (s3.endpoint_host, s3.url_style, s3.use_ssl, s3.region) == (
-        "s3.amazonaws.com", "vhost", True, "us-west-2",
+        "s3.amazonaws.com",
+        "vhost",
+        True,
+        "us-west-2",
     )
 
 
@@ -56,7 +59,12 @@ def test_bad_endpoint_is_named() -> None:
 def test_env_var_wins_over_config_then_default(tmp_path: Path) -> None:
     env = {"LAKEHOUSE_LAKE_URL": "s3://bucket/pre/fix/", **ENV}
     s = LakeSettings.resolve("elsewhere", tmp_path, env)
-    assert (s.url, s.bucket, s.prefix, s.is_s3) == ("s3://bucket/pre/fix", "bucket", "pre/fix", True)
+    assert (s.url, s.bucket, s.prefix, s.is_s3) == (
+        "s3://bucket/pre/fix",
+        "bucket",
+        "pre/fix",
+        True,
+    )
     s = LakeSettings.resolve("elsewhere", tmp_path, {})
     assert s.url == str(tmp_path / "elsewhere") and not s.is_s3
     assert LakeSettings.resolve(None, tmp_path, {}).url == str(tmp_path / "data" / "lake")

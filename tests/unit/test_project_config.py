@@ -49,7 +49,10 @@ def test_env_selects_the_lake(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         (GOOD.replace("kind: csv", "kind: ftp"), r"sources\[0\]\.kind: expected 'csv'"),
-        (GOOD.replace("name: orders", "name: Orders"), r"sources\[0\]\.tables\[0\]\.name: .*not allowed"),
+        (
+            GOOD.replace("name: orders", "name: Orders"),
+            r"sources\[0\]\.tables\[0\]\.name: .*not allowed",
+        ),
         (GOOD.replace("primary_key", "primary_keys"), r"primary_keys: unknown key"),
         (GOOD + "lake: {url: 'gs://x'}\n", r"lake\.url: .*expected a local folder or s3"),
         ("sources: [", r"not valid YAML"),

@@ -40,15 +40,21 @@ def test_docker_compose_structure() -> None:
     assert {"minio", "create-bucket", "postgres", "pipeline"} <= set(services)
     bucket = services["create-bucket"]
     assert bucket["depends_on"]["minio"]["condition"] == "service_healthy"
-    assert "mc mb" in " ".join(bucket["entrypoint"] if isinstance(bucket["entrypoint"], list)
-                                else [bucket["entrypoint"]])
+    assert "mc mb" in " ".join(
+        bucket["entrypoint"] if isinstance(bucket["entrypoint"], list) else [bucket["entrypoint"]]
+    )
     pipeline = services["pipeline"]
     assert pipeline["depends_on"]["create-bucket"]["condition"] == (
         "service_completed_successfully"
     )
     env = pipeline["environment"]
-    for var in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
-                "LAKEHOUSE_LAKE_URL"):
+    for var in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "LAKEHOUSE_LAKE_URL",
+    ):
         assert var in env, var
     assert env["LAKEHOUSE_LAKE_URL"].startswith("s3://")
     assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"

@@ -31,8 +31,9 @@ def test_state_round_trip(tmp_path: Path) -> None:
     storage = LocalStorage(LakeSettings(str(tmp_path)))
     state = TableState("shop", "orders")
     state.batches.append(
-        BatchRecord("L1", "raw/k", "fp", "f.csv", 10, 1, "2026-01-01T00:00:00+00:00",
-                    input={"size": 5})
+        BatchRecord(
+            "L1", "raw/k", "fp", "f.csv", 10, 1, "2026-01-01T00:00:00+00:00", input={"size": 5}
+        )
     )
     state.pending = Pending("L2", "raw/k2", "q/k2", "fp2", "g.csv")
     save_state(storage, state)

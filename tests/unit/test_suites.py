@@ -27,9 +27,15 @@ def _suite(tmp_path: Path, body: str) -> Path:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("name: s\ntarget: a.b\nexpectations:\n  - type: expect_nonsense\n", r"s\.yml: expect_nonsense"),
-        ("name: s\ntarget: a.b\nexpectations:\n  - type: expect_column_values_to_not_be_null\n"
-         "    kwargs: {column: x}\n    severity: fatal\n", r"expectations\[0\]: severity"),
+        (
+            "name: s\ntarget: a.b\nexpectations:\n  - type: expect_nonsense\n",
+            r"s\.yml: expect_nonsense",
+        ),
+        (
+            "name: s\ntarget: a.b\nexpectations:\n  - type: expect_column_values_to_not_be_null\n"
+            "    kwargs: {column: x}\n    severity: fatal\n",
+            r"expectations\[0\]: severity",
+        ),
         ("name: s\nexpectations: []\n", "missing key 'target'"),
         ("name: s\ntarget: t\nexpectations:\n  - kwargs: {}\n", r"expectations\[0\]"),
     ],

@@ -1,0 +1,32 @@
+"""`python -m bench [name ...]`: run the named benchmarks, or all of them."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench import ingest_csv
+
+BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
+    "ingest_csv": ingest_csv.run_local,
+    "ingest_csv_s3": ingest_csv.run_s3,
+}
+
+
+def main(names: list[str]) -> int:
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    for name in names or list(BENCHMARKS):
+        t0 = time.monotonic()
+        print(f"== {name}", flush=True)
+        BENCHMARKS[name]()
+        print(f"== {name}: {time.monotonic() - t0:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

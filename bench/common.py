@@ -1,0 +1,93 @@
+"""Measuring in fresh processes, and writing results."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lake.duck import connect
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+DATA = ROOT / "data"
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    peak_rss_mb: float
+    extra: dict[str, Any]
+
+
+def measure(target: str, args: dict[str, Any], env: dict[str, str] | None = None) -> Measurement:
+    """Run `module:function(**args)` in a fresh Python process; time only the call."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench._child", target, json.dumps(args)],
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"{target} failed:\n{proc.stderr[-3000:]}")
+    body = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Measurement(body["seconds"], body["peak_rss_mb"], body.get("extra") or {})
+
+
+def best_of(
+    target: str, args: dict[str, Any], repeat: int, env: dict[str, str] | None = None
+) -> Measurement:
+    """The median time of `repeat` runs (peak RSS: the largest seen)."""
+    runs = [measure(target, args, env) for _ in range(repeat)]
+    median = statistics.median(r.seconds for r in runs)
+    return Measurement(median, max(r.peak_rss_mb for r in runs), runs[0].extra)
+
+
+def write_result(
+    name: str, value: Measurement, reference: Measurement, unit: str = "s", **extra: Any
+) -> dict[str, Any]:
+    result = {
+        "name": name,
+        "value": round(value.seconds, 3),
+        "unit": unit,
+        "reference": round(reference.seconds, 3),
+        "ratio": round(value.seconds / reference.seconds, 3),
+        "peak_rss_mb": round(value.peak_rss_mb, 1),
+        "reference_peak_rss_mb": round(reference.peak_rss_mb, 1),
+        **value.extra,
+        **extra,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def lineitem_csv(scale_factor: float) -> tuple[Path, int]:
+    """TPC-H lineitem as CSV, generated once with DuckDB's tpch extension."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"lineitem_sf{scale_factor:g}.csv"
+    con = connect()
+    if not path.exists():
+        con.execute(f"CALL dbgen(sf = {scale_factor})")
+        tmp = path.with_suffix(".tmp")
+        con.execute(f"COPY lineitem TO '{tmp}' (HEADER)")
+        tmp.rename(path)
+    row = con.execute(f"SELECT count(*) FROM read_csv('{path}')").fetchone()
+    con.close()
+    assert row is not None
+    return path, int(row[0])
+
+
+def bare_copy(source_sql: str, target: str, s3_secret: str | None = None) -> dict[str, Any]:
+    """The reference: bare DuckDB (default settings; only the extension path is set, for
+    httpfs) doing `COPY (...) TO parquet` with the same compression."""
+    con = connect()
+    if s3_secret:
+        con.execute(s3_secret)
+    con.execute(f"COPY ({source_sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+    con.close()
+    return {}
