@@ -15,16 +15,21 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m lake.extensions
+	mkdir -p data/warehouse
 	touch $(STAMP)
 
 demo: install  ## generate the example shop and run the whole pipeline on the local lake
 	$(BIN)/lakehouse demo --scale $(SCALE)
 
-test: install  ## every test: unit, then integration (real DuckDB, dbt, GX, SeaweedFS S3)
+test: install lint typecheck  ## every test: unit + integration (real DuckDB, dbt, GX, S3)
+	$(BIN)/pytest -q tests
+
+lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
 	$(BIN)/mypy
-	$(BIN)/pytest -q tests/unit
-	$(BIN)/pytest -q tests/integration
 
 bench: install  ## benchmarks; `make bench ONLY=ingest_csv` runs one
 	$(BIN)/python -m bench $(ONLY)
