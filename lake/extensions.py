@@ -12,6 +12,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -37,15 +38,27 @@ def default_dir() -> Path:
 
 
 def _platform() -> str:
-    row = duckdb.sql("PRAGMA platform").fetchone()
+    con = duckdb.connect()  # not the shared default connection: callers run in threads
+    try:
+        row = con.execute("PRAGMA platform").fetchone()
+    finally:
+        con.close()
     assert row is not None
     return str(row[0])
 
 
-@cache
+_lock = threading.Lock()
+
+
 def install(target: Path | None = None) -> Path:
-    """Copy the extension files into the standard layout (idempotent); returns the dir."""
-    target = target or default_dir()
+    """Copy the extension files into the standard layout (idempotent, thread-safe);
+    returns the dir."""
+    with _lock:
+        return _install(target or default_dir())
+
+
+@cache
+def _install(target: Path) -> Path:
     version = duckdb.__version__
     dest_dir = target / f"v{version}" / _platform()
     dest_dir.mkdir(parents=True, exist_ok=True)

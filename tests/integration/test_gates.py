@@ -50,7 +50,8 @@ def test_bad_raw_batch_fails_the_raw_gate_and_keeps_the_published_marts(make_pro
     result = cli(project, "run")
     assert result.returncode == 1
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: check_raw failed: raw gate failed")
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith("error: check_raw failed: raw gate failed")
     assert "Traceback" not in result.stderr
     status = cli(project, "status")
     assert "1 batch(es) FAILED the raw gate" in status.stdout
