@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lake.layout import check_name
 
@@ -42,6 +42,24 @@ class TableConfig(_Strict):
         default_factory=list, description="Columns that identify a record (for staging dedup)."
     )
     csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV parsing options.")
+    json_format: Literal["auto", "newline_delimited", "array"] = Field(
+        "auto",
+        description="JSON sources: JSON Lines, an array of records, or auto "
+        "(JSON Lines for .jsonl/.ndjson files).",
+    )
+    table: str | None = Field(
+        None, description="Database sources: the table in the database (default: name)."
+    )
+    cursor: str | None = Field(
+        None,
+        description="Database sources: column for incremental extracts (e.g. updated_at or "
+        "id); without it every change lands a full dump.",
+    )
+    lag: str | int | None = Field(
+        None,
+        description="Re-read this far behind the watermark, for late commits: an interval "
+        "('10 minutes') for timestamps, a number for ids.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -54,12 +72,54 @@ class TableConfig(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+Kind = Literal["csv", "json", "parquet", "sqlite", "postgres"]
+DATABASE_KINDS = ("sqlite", "postgres")
+
+
+class DatabaseOptions(_Strict):
+    """Where a database source is. Secrets come from the environment (`${PGPASSWORD}` in
+    the URL, or libpq's PG* variables), never from the committed file."""
+
+    url: str = Field(
+        description="sqlite: a file path; postgres: a libpq URL or 'host=... dbname=...'."
+    )
+    schema_name: str | None = Field(
+        None, alias="schema", description="Schema to read (postgres default: public)."
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of tables to land as full dumps, besides `tables`.",
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class SourceConfig(_Strict):
     """A source system: one kind of extractor and the tables it provides."""
 
     name: str = Field(description="Source name in the lake and in dbt: lowercase snake_case.")
-    kind: Literal["csv"] = Field(description="Which extractor reads it (see ingest/sources/).")
-    tables: list[TableConfig] = Field(min_length=1, description="The tables to land.")
+    kind: Kind = Field(description="Which extractor reads it (see ingest/sources/).")
+    tables: list[TableConfig] = Field(default_factory=list, description="The tables to land.")
+    database: DatabaseOptions | None = Field(
+        None, description="Database sources: the connection and table selection."
+    )
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> SourceConfig:
+        if self.kind in DATABASE_KINDS:
+            if self.database is None:
+                raise ValueError(f"a {self.kind} source needs `database: {{url: ...}}`")
+            if not self.tables and not self.database.include:
+                raise ValueError("declare `tables` or `database.include` patterns")
+        else:
+            if self.database is not None:
+                raise ValueError(f"`database` does not apply to a {self.kind} source")
+            if not self.tables:
+                raise ValueError("declare at least one table")
+            missing = [t.name for t in self.tables if not t.path]
+            if missing:
+                raise ValueError(f"tables need a `path` for a {self.kind} source: {missing}")
+        return self
 
     @field_validator("name")
     @classmethod

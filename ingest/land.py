@@ -24,6 +24,28 @@ def write_batch(
     description: str,
 ) -> Written:
     """COPY the stream to `data_uri` (DuckDB's streaming Parquet writer: bounded memory)."""
+    try:
+        return _write(con, opened, data_uri, quarantine_uri, load_id, description)
+    except duckdb.InvalidInputException:
+        if opened.fallback is None:
+            raise
+        retry = opened.fallback()
+        try:
+            return _write(con, retry, data_uri, quarantine_uri, load_id, description)
+        finally:
+            retry.cleanup()
+    finally:
+        opened.cleanup()
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection,
+    opened: Opened,
+    data_uri: str,
+    quarantine_uri: str,
+    load_id: str,
+    description: str,
+) -> Written:
     view = f"_batch_{uuid.uuid4().hex[:12]}"
     if isinstance(opened.stream, pa.RecordBatchReader):
         con.register(view, opened.stream)

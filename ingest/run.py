@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from ingest.config import IngestSettings, SourceConfig, TableConfig
+from ingest.config import DATABASE_KINDS, IngestSettings, SourceConfig, TableConfig
 from ingest.errors import IngestError
 from ingest.land import write_batch
-from ingest.sources import KINDS
-from lake import BatchRecord, Lake, commit_batch, open_table
+from ingest.sources import KINDS, Extract
+from ingest.sources.database import expand_tables
+from lake import BatchRecord, Lake, Written, commit_batch, open_table
+from lake.duck import quote_ident, quote_str
 
 log = logging.getLogger("lakehouse.ingest")
 
@@ -53,25 +56,65 @@ class IngestReport:
         return [t.error for t in self.tables if t.error]
 
 
+def resolve_tables(lake: Lake, src: SourceConfig) -> list[TableConfig]:
+    """The tables of a source; database `include` globs are expanded here."""
+    if src.kind not in DATABASE_KINDS:
+        return list(src.tables)
+    con = lake.connect()
+    try:
+        return expand_tables(con, src)
+    finally:
+        con.close()
+
+
 def _select(
-    sources: list[SourceConfig], only: list[str] | None
-) -> list[tuple[SourceConfig, TableConfig]]:
-    """`only` holds `source` or `source.table` names."""
-    chosen = []
-    for src in sources:
-        for tbl in src.tables:
-            if not only or src.name in only or f"{src.name}.{tbl.name}" in only:
-                chosen.append((src, tbl))
+    lake: Lake, sources: list[SourceConfig], only: list[str] | None
+) -> tuple[list[tuple[SourceConfig, TableConfig]], list[TableReport]]:
+    """`only` holds `source` or `source.table` names. Sources that cannot even list their
+    tables are reported as failed; the others go on."""
     if only:
         known = {s.name for s in sources} | {
             f"{s.name}.{t.name}" for s in sources for t in s.tables
         }
-        unknown = sorted(set(only) - known)
+        db_sources = {s.name for s in sources if s.kind in DATABASE_KINDS}
+        unknown = sorted(n for n in set(only) - known if n.split(".")[0] not in db_sources)
         if unknown:
             raise IngestError(
                 unknown[0].split(".")[0], unknown[0], f"not declared in lakehouse.yml: {unknown}"
             )
-    return chosen
+    chosen, failed = [], []
+    for src in sources:
+        if only and src.name not in only and not any(o.startswith(f"{src.name}.") for o in only):
+            continue
+        try:
+            tables = resolve_tables(lake, src)
+        except IngestError as exc:
+            failed.append(TableReport(src.name, exc.table, error=str(exc)))
+            continue
+        for tbl in tables:
+            if not only or src.name in only or f"{src.name}.{tbl.name}" in only:
+                chosen.append((src, tbl))
+    return chosen, failed
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, extract: Extract, src: SourceConfig, tbl: TableConfig
+) -> Callable[[str, str, str], Written]:
+    def write(data_uri: str, q_uri: str, load_id: str) -> Written:
+        try:
+            written = write_batch(con, extract.open(con), data_uri, q_uri, load_id,
+                                  extract.description)  # fmt: skip
+            if extract.watermark_column:
+                row = con.execute(
+                    f"SELECT max({quote_ident(extract.watermark_column)})::VARCHAR "
+                    f"FROM read_parquet({quote_str(data_uri)}, hive_partitioning = false)"
+                ).fetchone()
+                written.watermark = row[0] if row else None
+            return written
+        except duckdb.Error as exc:
+            raise IngestError(src.name, tbl.name, _first_line(exc), extract.description) from exc
+
+    return write
 
 
 def ingest_table(
@@ -89,38 +132,23 @@ def ingest_table(
     try:
         state, report.recovered = open_table(lake.storage, con, src.name, tbl.name)
         if report.recovered:
-            log.warning(
-                "%s.%s: batch left by a crashed run %s", src.name, tbl.name, report.recovered
-            )
+            log.warning("%s.%s: batch left by a crashed run %s", src.name, tbl.name,
+                        report.recovered)  # fmt: skip
         source = KINDS[src.kind](src, tbl, lake, base_dir)
         for extract in source.extracts(con, state):
             t0 = time.monotonic()
-
-            def write(data_uri: str, q_uri: str, load_id: str, _e=extract) -> object:
-                try:
-                    return write_batch(con, _e.open(con), data_uri, q_uri, load_id, _e.description)
-                except duckdb.Error as exc:
-                    raise IngestError(src.name, tbl.name, _first_line(exc), _e.description) from exc
-
             record = commit_batch(
-                lake.storage,
-                state,
-                extract.fingerprint,
-                extract.description,
-                write,  # type: ignore[arg-type]
-                run_id=run_id,
-                input_meta=extract.input,
-            )
+                lake.storage, state, extract.fingerprint, extract.description,
+                _write(con, extract, src, tbl), watermark_column=extract.watermark_column,
+                run_id=run_id, input_meta=extract.input,
+            )  # fmt: skip
             report.batches.append(record)
             log.info(
                 "%s.%s: landed %s: %s rows%s in %.1fs",
-                src.name,
-                tbl.name,
-                extract.description,
-                f"{record.rows:,}",
+                src.name, tbl.name, extract.description, f"{record.rows:,}",
                 f" ({record.quarantined:,} quarantined)" if record.quarantined else "",
                 time.monotonic() - t0,
-            )
+            )  # fmt: skip
     except IngestError as exc:
         report.error = str(exc)
         log.error("%s", exc)
@@ -142,7 +170,7 @@ def run_ingest(
     run_id: str | None = None,
 ) -> IngestReport:
     settings = settings or IngestSettings()
-    chosen = _select(sources, only)
+    chosen, failed = _select(lake, sources, only)
     workers = max(1, min(settings.workers, len(chosen)))
     per_worker_mb = max(64, settings.memory_limit_mb // workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
@@ -151,7 +179,7 @@ def run_ingest(
             for s, t in chosen
         ]
         reports = [f.result() for f in futures]
-    return IngestReport(reports)
+    return IngestReport(failed + reports)
 
 
 def _first_line(exc: BaseException) -> str:

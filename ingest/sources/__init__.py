@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from ingest.sources.base import Extract, Opened, Source, Stream
 from ingest.sources.csv import CsvSource
+from ingest.sources.database import DatabaseSource
+from ingest.sources.json import JsonSource
+from ingest.sources.parquet import ParquetSource
 
-KINDS: dict[str, type[Source]] = {cls.kind: cls for cls in (CsvSource,)}
+KINDS: dict[str, type[Source]] = {
+    "csv": CsvSource,
+    "json": JsonSource,
+    "parquet": ParquetSource,
+    "sqlite": DatabaseSource,
+    "postgres": DatabaseSource,
+}
 
-__all__ = ["KINDS", "CsvSource", "Extract", "Opened", "Source", "Stream"]
+__all__ = [
+    "KINDS",
+    "CsvSource",
+    "DatabaseSource",
+    "Extract",
+    "JsonSource",
+    "Opened",
+    "ParquetSource",
+    "Source",
+    "Stream",
+]

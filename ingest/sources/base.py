@@ -32,6 +32,11 @@ class Opened:
     stream: Stream
     rejects: Callable[[], duckdb.DuckDBPyRelation | None] = field(default=lambda: None)
     """Called after the stream is consumed: bad records (with file, line, reason) or None."""
+    fallback: Callable[[], Opened] | None = None
+    """A slower way to read the same input that sorts bad records out, tried when the
+    stream fails on malformed input."""
+    cleanup: Callable[[], None] = field(default=lambda: None)
+    """Called when the batch is written (temporary files and the like)."""
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Extract:
     open: Callable[[duckdb.DuckDBPyConnection], Opened]
     input: dict[str, Any] = field(default_factory=dict)
     """What identifies the input (size, mtime, digest...), kept with the batch."""
+    watermark_column: str | None = None
+    """Incremental extracts: the cursor column; the batch's max becomes the watermark."""
 
 
 class Source(ABC):
