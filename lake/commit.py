@@ -139,6 +139,7 @@ def commit_batch(
     save_state(storage, state)
 
     target = storage.begin_write(pending.key)
+    storage.ensure_parent(pending.quarantine_key)
     try:
         written = write(target, storage.uri(pending.quarantine_key), load_id)
         _failpoint("before_publish")

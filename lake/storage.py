@@ -32,6 +32,10 @@ class Storage(ABC):
         """The full URI of a key, as DuckDB, dbt and pyarrow read it."""
         return f"{self.settings.url}/{key}"
 
+    def ensure_parent(self, key: str) -> None:
+        """Before a tool (DuckDB) writes `uri(key)` itself: make its folder exist."""
+        return None
+
     @abstractmethod
     def read_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when there is no such object."""
@@ -85,6 +89,9 @@ class LocalStorage(Storage):
 
     def _tmp_for(self, path: Path) -> Path:
         return path.with_name(f".{path.name}.{uuid.uuid4().hex}{self.TMP_SUFFIX}")
+
+    def ensure_parent(self, key: str) -> None:
+        self._path(key).parent.mkdir(parents=True, exist_ok=True)
 
     def read_bytes(self, key: str) -> bytes | None:
         try:

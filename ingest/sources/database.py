@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,8 +47,8 @@ def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> str:
                 f"ATTACH {quote_str(source.database.url)} AS {alias} (TYPE {kind}, READ_ONLY)"
             )
         except duckdb.Error as exc:
-            # never echo the URL: it may hold a password
-            raise IngestError(source.name, "*", f"cannot connect: {_first_line(exc)}") from None
+            message = redact(_first_line(exc), source.database.url)
+            raise IngestError(source.name, "(connection)", f"cannot connect: {message}") from None
     return alias
 
 
@@ -217,6 +218,17 @@ class DatabaseSource(Source):
         meta: dict[str, Any] = {"mode": "incremental", "from": state.watermark, "to": newest}
         yield Extract(fingerprint, description, lambda c: Opened(c.sql(sql)), meta,
                       watermark_column=cursor)  # fmt: skip
+
+
+_PASSWORD_IN_URL = re.compile(r"(?<=://)([^:/@\s]+):[^@\s]+@")
+_PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
+
+
+def redact(text: str, url: str) -> str:
+    """Remove passwords (URL userinfo or `password=`) before a message is shown."""
+    safe_url = _PASSWORD_IN_DSN.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1:***@", url))
+    text = text.replace(url, safe_url)
+    return _PASSWORD_IN_DSN.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1:***@", text))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -34,10 +34,12 @@ class JsonSource(FileSource):
         if fmt != "newline_delimited":
             return Opened(con.sql(f"SELECT * FROM {read}"))
         # one pass when every line parses; the line-by-line path only when one does not
-        return Opened(
-            con.sql(f"SELECT * FROM {read}"),
-            fallback=lambda: _LineChecked(con, filename, read).opened(),
-        )
+        # (schema inference samples the file, so a bad line can fail here already)
+        fallback = _LineChecked(con, filename, read).opened
+        try:
+            return Opened(con.sql(f"SELECT * FROM {read}"), fallback=fallback)
+        except duckdb.InvalidInputException:
+            return fallback()
 
 
 class _LineChecked:
@@ -54,11 +56,12 @@ class _LineChecked:
             f"delim={RECORD_SEPARATOR}, quote='', escape='', auto_detect=false, "
             "strict_mode=false, null_padding=false)"
         )
-        con.execute("SET preserve_insertion_order = true")  # line numbers
+        con.execute("SET preserve_insertion_order = true")  # for line numbers
         con.execute(
             f"CREATE TEMP TABLE lines_{tag} AS "
             f"SELECT row_number() OVER () AS line, raw FROM {lines}"
         )
+        con.execute("RESET preserve_insertion_order")
         bad = con.execute(
             f"SELECT count(*) FROM lines_{tag} WHERE raw IS NOT NULL AND trim(raw) <> '' "
             "AND NOT json_valid(raw)"

@@ -28,3 +28,12 @@ def s3_bucket(seaweedfs: dict[str, str]) -> tuple[str, dict[str, str]]:
 @pytest.fixture(params=["local", "s3"])
 def lake_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server for the session; yields a libpq URL."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as dsn:
+        yield dsn

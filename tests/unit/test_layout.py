@@ -36,3 +36,15 @@ def test_outside_names_never_become_keys(name: str) -> None:
 def test_ids_are_checked(load_id: str) -> None:
     with pytest.raises(InvalidName):
         layout.batch_key("shop", "orders", date(2026, 1, 1), load_id)
+
+
+def test_database_passwords_are_redacted() -> None:
+    from ingest.sources.database import redact
+
+    url = "postgresql://shop:s3cret@db:5432/shop"
+    assert (
+        redact(f'cannot reach "{url}"', url) == 'cannot reach "postgresql://shop:***@db:5432/shop"'
+    )
+    assert redact("host=db password=s3cret dbname=x", "host=db password=s3cret dbname=x") == (
+        "host=db password=*** dbname=x"
+    )

@@ -1,0 +1,173 @@
+"""Database sources against a real PostgreSQL and a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+
+from ingest import run_ingest
+from lake import load_state
+from pipeline.config import Project, load_project
+from tests.integration.helpers import raw_rows
+from tests.postgres import psql
+
+
+def _project(root: Path, source: dict) -> Project:
+    spec = {
+        "lake": {"url": str(root / "lake")},
+        "warehouse": {"dir": str(root / "warehouse")},
+        "sources": [source],
+    }
+    (root / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    return load_project(root / "lakehouse.yml", env={})
+
+
+def _ingest(project: Project):
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir)
+    assert report.ok, report.failures()
+    return report
+
+
+def _rows(project: Project, source: str, table: str, sql: str) -> list[tuple]:
+    con = project.lake.connect()
+    try:
+        return con.execute(sql.replace("{t}", f"'{project.lake.raw_glob_uri(source, table)}'"))\
+            .fetchall()  # fmt: skip
+    finally:
+        con.close()
+
+
+def test_postgres_full_dump_keeps_exact_types_and_lands_only_on_change(
+    postgres: str, tmp_path: Path
+) -> None:
+    schema = f"s_{uuid.uuid4().hex[:8]}"
+    psql(postgres, f"""
+        CREATE SCHEMA {schema};
+        CREATE TABLE {schema}.products (
+            product_id bigint PRIMARY KEY, price numeric(12, 2), weight numeric,
+            attrs jsonb, tags text[], created_at timestamptz);
+        INSERT INTO {schema}.products VALUES
+            (1, 19.99, 0.333333333333333333333, '{{"color": "red", "dims": {{"w": 2}}}}',
+             ARRAY['a', 'b'], '2026-01-01 10:00:00+02'),
+            (2, 5.00, 12345678901234567890.5, '{{}}', ARRAY[]::text[], '2026-01-02 00:00:00Z');
+    """)  # fmt: skip
+    project = _project(tmp_path, {
+        "name": "shopdb", "kind": "postgres",
+        "database": {"url": postgres, "schema": schema},
+        "tables": [{"name": "products"}],
+    })  # fmt: skip
+    _ingest(project)
+    types = dict(_rows(project, "shopdb", "products",
+                       "SELECT column_name, column_type FROM (DESCRIBE FROM {t})"))  # fmt: skip
+    assert types["price"] == "DECIMAL(12,2)"
+    assert types["weight"] == "VARCHAR"  # exact digits, not a DOUBLE
+    assert types["attrs"] == "JSON" and types["tags"] == "VARCHAR[]"
+    assert types["created_at"] == "TIMESTAMP WITH TIME ZONE"
+    row = _rows(project, "shopdb", "products",
+                "SELECT price, weight, attrs->>'$.dims.w', tags, created_at::VARCHAR "
+                "FROM {t} WHERE product_id = 1")[0]  # fmt: skip
+    assert row[0] == Decimal("19.99") and row[1] == "0.333333333333333333333"
+    assert row[2] == "2" and row[3] == ["a", "b"]
+    assert row[4].startswith("2026-01-01 08:00:00")
+    assert "12345678901234567890.5" in [r[0] for r in _rows(
+        project, "shopdb", "products", "SELECT weight FROM {t}")]  # fmt: skip
+
+    again = _ingest(project)  # unchanged: nothing lands
+    assert again.rows == 0
+    psql(postgres, f"UPDATE {schema}.products SET price = 21.00 WHERE product_id = 2")
+    third = _ingest(project)  # changed: a new full dump
+    assert third.rows == 2
+    assert raw_rows(project, "shopdb", "products") == 4
+
+
+def test_postgres_incremental_by_cursor_with_lag(postgres: str, tmp_path: Path) -> None:
+    schema = f"s_{uuid.uuid4().hex[:8]}"
+    psql(postgres, f"""
+        CREATE SCHEMA {schema};
+        CREATE TABLE {schema}.orders (order_id int PRIMARY KEY, status text,
+                                       updated_at timestamptz NOT NULL);
+        INSERT INTO {schema}.orders
+        SELECT g, 'placed', '2026-01-01'::timestamptz + g * interval '1 minute'
+        FROM generate_series(1, 1000) g;
+    """)  # fmt: skip
+    project = _project(tmp_path, {
+        "name": "shopdb", "kind": "postgres", "database": {"url": postgres, "schema": schema},
+        "tables": [{"name": "orders", "cursor": "updated_at", "lag": "5 minutes"}],
+    })  # fmt: skip
+    assert _ingest(project).rows == 1000
+    state = load_state(project.lake.storage, "shopdb", "orders")
+    assert state.watermark is not None and state.watermark.startswith("2026-01-01 16:40:00")
+
+    assert _ingest(project).rows == 0  # nothing past the watermark: nothing lands
+    psql(postgres, f"""
+        UPDATE {schema}.orders SET status = 'shipped',
+               updated_at = '2026-01-01'::timestamptz + interval '1001 minutes' WHERE order_id = 7;
+        INSERT INTO {schema}.orders VALUES (1001, 'placed',
+               '2026-01-01'::timestamptz + interval '1002 minutes');
+    """)  # fmt: skip
+    report = _ingest(project)
+    # the two new versions, plus the 5-minute lag window re-read behind the watermark
+    assert report.rows == 2 + 5
+    latest = _rows(project, "shopdb", "orders",
+                   "SELECT status FROM {t} WHERE order_id = 7 "
+                   "ORDER BY updated_at DESC LIMIT 1")  # fmt: skip
+    assert latest == [("shipped",)]
+
+
+def test_sqlite_table_list_glob_and_incremental_ids(tmp_path: Path) -> None:
+    db = tmp_path / "shop.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("""
+        CREATE TABLE inventory_eu (sku TEXT, on_hand INTEGER);
+        CREATE TABLE inventory_us (sku TEXT, on_hand INTEGER);
+        CREATE TABLE audit_log (id INTEGER PRIMARY KEY, msg TEXT);
+        INSERT INTO inventory_eu VALUES ('A', 3), ('B', 0);
+        INSERT INTO inventory_us VALUES ('A', 7);
+        INSERT INTO audit_log (msg) VALUES ('one'), ('two'), ('three');
+    """)
+    con.commit()
+    project = _project(tmp_path, {
+        "name": "erp", "kind": "sqlite",
+        "database": {"url": str(db), "include": ["inventory_*"]},
+        "tables": [{"name": "audit", "table": "audit_log", "cursor": "id"}],
+    })  # fmt: skip
+    report = _ingest(project)
+    assert {(t.table, t.rows) for t in report.tables} == {
+        ("audit", 3),
+        ("inventory_eu", 2),
+        ("inventory_us", 1),
+    }
+    assert _ingest(project).rows == 0
+    con.execute("INSERT INTO audit_log (msg) VALUES ('four')")
+    con.commit()
+    con.close()
+    report = _ingest(project)
+    by_table = {t.table: t.rows for t in report.tables}
+    assert by_table["audit"] == 1
+    assert load_state(project.lake.storage, "erp", "audit").watermark == "4"
+
+
+def test_unreachable_database_fails_that_source_only(tmp_path: Path) -> None:
+    csv = tmp_path / "ok.csv"
+    csv.write_text("a\n1\n")
+    spec = {
+        "lake": {"url": str(tmp_path / "lake")},
+        "sources": [
+            {"name": "down", "kind": "postgres",
+             "database": {"url": "postgresql://nobody:hunter2@127.0.0.1:1/none"},
+             "tables": [{"name": "t"}]},
+            {"name": "files", "kind": "csv", "tables": [{"name": "ok", "path": str(csv)}]},
+        ],
+    }  # fmt: skip
+    (tmp_path / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(tmp_path / "lakehouse.yml", env={})
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir)
+    assert not report.ok
+    [failure] = report.failures()
+    assert failure.startswith("source 'down'") and "cannot connect" in failure
+    assert "hunter2" not in failure  # secrets are never printed
+    assert raw_rows(project, "files", "ok") == 1  # the other source still landed
