@@ -10,11 +10,12 @@ ONLY   ?=
 
 install: $(STAMP)  ## venv + pinned packages + DuckDB extensions from PyPI
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt scripts/ensure-postgres.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m lake.extensions
+	bash scripts/ensure-postgres.sh
 	mkdir -p data/warehouse
 	touch $(STAMP)
 

@@ -29,6 +29,24 @@ class CsvOptions(_Strict):
     all_varchar: bool = Field(False, description="Land every column as text (no inference).")
 
 
+class Pagination(_Strict):
+    """How an API pages its results."""
+
+    type: Literal["none", "page", "offset", "cursor", "link_header"] = Field(
+        "none",
+        description="page number, offset/limit, a cursor token in the body, or "
+        "RFC 8288 `Link: <...>; rel=next` headers.",
+    )
+    param: str = Field("page", description="page: the page-number parameter.")
+    start: int = Field(1, description="page: the first page number.")
+    offset_param: str = Field("offset", description="offset: the offset parameter.")
+    limit_param: str = Field("limit", description="offset: the page-size parameter.")
+    limit: int = Field(100, ge=1, description="offset: records per page.")
+    cursor_path: str = Field("next_cursor", description="cursor: dotted path of the token.")
+    cursor_param: str = Field("cursor", description="cursor: the parameter that sends it back.")
+    max_pages: int = Field(100_000, ge=1, description="Stop after this many pages.")
+
+
 class TableConfig(_Strict):
     """One raw table of a source."""
 
@@ -60,6 +78,19 @@ class TableConfig(_Strict):
         description="Re-read this far behind the watermark, for late commits: an interval "
         "('10 minutes') for timestamps, a number for ids.",
     )
+    endpoint: str | None = Field(None, description="HTTP sources: path below base_url.")
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="HTTP sources: fixed query parameters."
+    )
+    records_path: str | None = Field(
+        None, description="HTTP sources: dotted path to the list of records in each page."
+    )
+    paginate: Pagination = Field(default_factory=Pagination, description="HTTP pagination.")
+    cursor_param: str | None = Field(
+        None,
+        description="HTTP sources: query parameter that sends the watermark of `cursor` "
+        "(e.g. updated_since) for incremental extracts.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -72,7 +103,7 @@ class TableConfig(_Strict):
         return [value] if isinstance(value, str) else value
 
 
-Kind = Literal["csv", "json", "parquet", "sqlite", "postgres"]
+Kind = Literal["csv", "json", "parquet", "sqlite", "postgres", "http"]
 DATABASE_KINDS = ("sqlite", "postgres")
 
 
@@ -94,6 +125,38 @@ class DatabaseOptions(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class HttpAuth(_Strict):
+    """Credentials, from environment variables (`${VENDOR_TOKEN}`); never printed."""
+
+    type: Literal["none", "bearer", "basic", "api_key"] = "none"
+    token: str | None = Field(None, description="bearer: the token.")
+    username: str | None = Field(None, description="basic: user name.")
+    password: str | None = Field(None, description="basic: password.")
+    name: str | None = Field(None, description="api_key: header or parameter name.")
+    value: str | None = Field(None, description="api_key: the key.")
+    location: Literal["header", "query"] = Field(
+        "header", alias="in", description="api_key: sent as a header or a query parameter."
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def secrets(self) -> list[str]:
+        return [v for v in (self.token, self.password, self.value) if v]
+
+
+class HttpOptions(_Strict):
+    """An HTTP API: where it is and how to talk to it politely."""
+
+    base_url: str = Field(description="e.g. https://api.vendor.example/v1")
+    auth: HttpAuth = Field(default_factory=HttpAuth, description="Authentication.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    timeout_s: float = Field(30, gt=0, description="Timeout of every request, in seconds.")
+    max_retries: int = Field(5, ge=0, description="Retries on connection errors, timeouts, 5xx.")
+    backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles, with jitter.")
+    max_retry_after_s: float = Field(120, ge=0, description="Cap on a 429's Retry-After.")
+    rate_limit_per_s: float | None = Field(None, gt=0, description="At most this many requests/s.")
+
+
 class SourceConfig(_Strict):
     """A source system: one kind of extractor and the tables it provides."""
 
@@ -103,6 +166,7 @@ class SourceConfig(_Strict):
     database: DatabaseOptions | None = Field(
         None, description="Database sources: the connection and table selection."
     )
+    http: HttpOptions | None = Field(None, description="HTTP sources: the API.")
 
     @model_validator(mode="after")
     def _kind_options(self) -> SourceConfig:
@@ -111,9 +175,15 @@ class SourceConfig(_Strict):
                 raise ValueError(f"a {self.kind} source needs `database: {{url: ...}}`")
             if not self.tables and not self.database.include:
                 raise ValueError("declare `tables` or `database.include` patterns")
+        elif self.kind == "http":
+            if self.http is None:
+                raise ValueError("an http source needs `http: {base_url: ...}`")
+            missing = [t.name for t in self.tables if not t.endpoint]
+            if not self.tables or missing:
+                raise ValueError(f"tables need an `endpoint` for an http source: {missing}")
         else:
-            if self.database is not None:
-                raise ValueError(f"`database` does not apply to a {self.kind} source")
+            if self.database is not None or self.http is not None:
+                raise ValueError(f"`database`/`http` do not apply to a {self.kind} source")
             if not self.tables:
                 raise ValueError("declare at least one table")
             missing = [t.name for t in self.tables if not t.path]

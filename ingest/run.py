@@ -104,7 +104,7 @@ def _write(
         try:
             written = write_batch(con, extract.open(con), data_uri, q_uri, load_id,
                                   extract.description)  # fmt: skip
-            if extract.watermark_column:
+            if extract.watermark_column and extract.watermark is None:
                 row = con.execute(
                     f"SELECT max({quote_ident(extract.watermark_column)})::VARCHAR "
                     f"FROM read_parquet({quote_str(data_uri)}, hive_partitioning = false)"
@@ -140,7 +140,7 @@ def ingest_table(
             record = commit_batch(
                 lake.storage, state, extract.fingerprint, extract.description,
                 _write(con, extract, src, tbl), watermark_column=extract.watermark_column,
-                run_id=run_id, input_meta=extract.input,
+                run_id=run_id, input_meta=extract.input, watermark=extract.watermark,
             )  # fmt: skip
             report.batches.append(record)
             log.info(

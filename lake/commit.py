@@ -71,8 +71,8 @@ def recover(storage: Storage, con: duckdb.DuckDBPyConnection, state: TableState)
         quarantined = 0
         if storage.exists(pending.quarantine_key):
             quarantined = _parquet_rows(con, storage.uri(pending.quarantine_key))
-        watermark = None
-        if pending.watermark_column:
+        watermark = pending.watermark
+        if watermark is None and pending.watermark_column:
             w = con.execute(
                 f"SELECT max({quote_ident(pending.watermark_column)})::VARCHAR "
                 f"FROM read_parquet({quote_str(uri)})"
@@ -119,8 +119,12 @@ def commit_batch(
     watermark_column: str | None = None,
     run_id: str | None = None,
     input_meta: dict[str, Any] | None = None,
+    watermark: str | None = None,
 ) -> BatchRecord:
-    """Write and commit one batch; `state` must have been opened with `open_table`."""
+    """Write and commit one batch; `state` must have been opened with `open_table`.
+
+    The new watermark is `watermark` when the source knows it, else the max of
+    `watermark_column` in the written batch (the writer reports it)."""
     if state.pending is not None:
         raise RuntimeError(f"{state.source}.{state.table}: recover the pending batch first")
     now = datetime.now(UTC)
@@ -134,6 +138,7 @@ def commit_batch(
         watermark_column=watermark_column,
         run_id=run_id,
         input=input_meta or {},
+        watermark=watermark,
     )
     state.pending = pending
     save_state(storage, state)
@@ -142,6 +147,8 @@ def commit_batch(
     storage.ensure_parent(pending.quarantine_key)
     try:
         written = write(target, storage.uri(pending.quarantine_key), load_id)
+        if watermark is not None:
+            written.watermark = watermark
         _failpoint("before_publish")
         storage.finish_write(pending.key, target)
     except BaseException:

@@ -47,6 +47,7 @@ class Pending:
     watermark_column: str | None = None
     run_id: str | None = None
     input: dict[str, Any] = field(default_factory=dict)
+    watermark: str | None = None
 
 
 @dataclass

@@ -278,6 +278,22 @@ def query(ctx: click.Context, sql: str, limit: int) -> None:
 @main.command()
 @click.pass_context
 @_fail_cleanly
+def sources(ctx: click.Context) -> None:
+    """List the declared sources and their tables' state: last batch, rows, watermark,
+    quarantined rows.
+
+    \b
+    Example:
+      lakehouse sources
+    """
+    from pipeline.summary import print_sources
+
+    print_sources(_project(ctx))
+
+
+@main.command()
+@click.pass_context
+@_fail_cleanly
 def status(ctx: click.Context) -> None:
     """Show every raw table's state and the latest runs.
 

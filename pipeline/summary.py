@@ -45,6 +45,31 @@ def print_summary(project: Project, record: RunRecord) -> None:
     )
 
 
+def print_sources(project: Project) -> None:
+    """Every declared source and table (database globs expanded), with its lake state."""
+    from ingest.run import resolve_tables
+    from lake import load_state
+
+    for source in project.spec.sources:
+        click.echo(f"{source.name} ({source.kind})")
+        try:
+            tables = resolve_tables(project.lake, source)
+        except Exception as exc:
+            click.echo(f"  cannot list tables: {exc}")
+            continue
+        for table in tables:
+            state = load_state(project.lake.storage, source.name, table.name)
+            last = state.last_batch
+            where = table.path or table.table or table.name
+            click.echo(
+                f"  {table.name:<22} {where}\n"
+                f"  {'':<22} batches {len(state.batches)}, rows {state.rows:,}, "
+                f"quarantined {state.quarantined:,}, "
+                f"last batch {last.committed_at if last else '-'}"
+                + (f", watermark {state.watermark}" if state.watermark else "")
+            )
+
+
 def print_status(project: Project) -> None:
     click.echo(f"lake: {project.lake.settings.url}")
     states = all_states(project.lake.storage)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ingest.sources.base import Extract, Opened, Source, Stream
 from ingest.sources.csv import CsvSource
 from ingest.sources.database import DatabaseSource
+from ingest.sources.http_api import HttpApiSource
 from ingest.sources.json import JsonSource
 from ingest.sources.parquet import ParquetSource
 
@@ -14,6 +15,7 @@ KINDS: dict[str, type[Source]] = {
     "parquet": ParquetSource,
     "sqlite": DatabaseSource,
     "postgres": DatabaseSource,
+    "http": HttpApiSource,
 }
 
 __all__ = [

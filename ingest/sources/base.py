@@ -50,6 +50,8 @@ class Extract:
     """What identifies the input (size, mtime, digest...), kept with the batch."""
     watermark_column: str | None = None
     """Incremental extracts: the cursor column; the batch's max becomes the watermark."""
+    watermark: str | None = None
+    """Or the watermark itself, when the source knows it (as an API sent it)."""
 
 
 class Source(ABC):

@@ -3,7 +3,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 
-REQUIRED = {"demo", "ingest", "check", "build", "run", "publish", "query", "status"}
+REQUIRED = {"demo", "ingest", "check", "build", "run", "publish", "query", "status", "sources"}
 
 
 def test_required_commands_exist() -> None:
