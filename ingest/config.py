@@ -167,6 +167,12 @@ class SourceConfig(_Strict):
         None, description="Database sources: the connection and table selection."
     )
     http: HttpOptions | None = Field(None, description="HTTP sources: the API.")
+    schema_policy: Literal["evolve", "freeze", "quarantine"] = Field(
+        "evolve",
+        description="When a batch's columns differ from the table's: evolve (land it, "
+        "record the new schema), freeze (reject the batch, fail the table) or quarantine "
+        "(set the whole batch aside in the quarantine zone).",
+    )
 
     @model_validator(mode="after")
     def _kind_options(self) -> SourceConfig:

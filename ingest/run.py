@@ -13,10 +13,11 @@ import duckdb
 
 from ingest.config import DATABASE_KINDS, IngestSettings, SourceConfig, TableConfig
 from ingest.errors import IngestError
-from ingest.land import write_batch
+from ingest.land import LINEAGE_COLUMNS, write_batch
 from ingest.sources import KINDS, Extract
 from ingest.sources.database import expand_tables
-from lake import BatchRecord, Lake, Written, commit_batch, open_table
+from lake import BatchRecord, Lake, TableState, Written, commit_batch, open_table
+from lake.commit import describe_change
 from lake.duck import quote_ident, quote_str
 
 log = logging.getLogger("lakehouse.ingest")
@@ -97,13 +98,43 @@ def _select(
     return chosen, failed
 
 
+def _columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[list[str]]:
+    rows = con.execute(
+        f"DESCRIBE FROM read_parquet({quote_str(uri)}, hive_partitioning = false)"
+    ).fetchall()
+    return [[r[0], r[1]] for r in rows if r[0] not in LINEAGE_COLUMNS]
+
+
+def _apply_schema_policy(
+    src: SourceConfig, tbl: TableConfig, state: TableState, written: Written, where: str
+) -> None:
+    if state.schema is None or written.columns == state.schema:
+        return
+    change = describe_change(state.schema, written.columns or [])
+    if src.schema_policy == "freeze":
+        raise IngestError(src.name, tbl.name, f"schema changed ({change}) and the source's "
+                          "schema_policy is freeze: batch rejected; fix the source or set "
+                          "schema_policy: evolve", where)  # fmt: skip
+    if src.schema_policy == "quarantine":
+        written.divert = f"schema changed: {change}"
+        log.warning("%s.%s: %s: batch quarantined (%s)", src.name, tbl.name, where, change)
+    else:
+        log.info("%s.%s: schema evolved: %s", src.name, tbl.name, change)
+
+
 def _write(
-    con: duckdb.DuckDBPyConnection, extract: Extract, src: SourceConfig, tbl: TableConfig
+    con: duckdb.DuckDBPyConnection,
+    extract: Extract,
+    src: SourceConfig,
+    tbl: TableConfig,
+    state: TableState,
 ) -> Callable[[str, str, str], Written]:
     def write(data_uri: str, q_uri: str, load_id: str) -> Written:
         try:
             written = write_batch(con, extract.open(con), data_uri, q_uri, load_id,
                                   extract.description)  # fmt: skip
+            written.columns = _columns(con, data_uri)
+            _apply_schema_policy(src, tbl, state, written, extract.description)
             if extract.watermark_column and extract.watermark is None:
                 row = con.execute(
                     f"SELECT max({quote_ident(extract.watermark_column)})::VARCHAR "
@@ -139,7 +170,7 @@ def ingest_table(
             t0 = time.monotonic()
             record = commit_batch(
                 lake.storage, state, extract.fingerprint, extract.description,
-                _write(con, extract, src, tbl), watermark_column=extract.watermark_column,
+                _write(con, extract, src, tbl, state), watermark_column=extract.watermark_column,
                 run_id=run_id, input_meta=extract.input, watermark=extract.watermark,
             )  # fmt: skip
             report.batches.append(record)

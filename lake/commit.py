@@ -38,6 +38,10 @@ class Written:
     rows: int
     quarantined: int = 0
     watermark: str | None = None
+    divert: str | None = None
+    """Set by the writer to publish the whole batch to quarantine, with this reason."""
+    columns: list[list[str]] | None = None
+    """The batch's columns, for the table's schema history."""
 
 
 # write(data_uri, quarantine_uri, load_id) -> Written
@@ -61,6 +65,18 @@ def _parquet_rows(con: duckdb.DuckDBPyConnection, uri: str) -> int:
     return int(row[0]) if row else 0
 
 
+def describe_change(old: list[list[str]] | None, new: list[list[str]]) -> str:
+    """`added x BIGINT; dropped y; z INTEGER -> VARCHAR`, or `initial`."""
+    if old is None:
+        return "initial"
+    before = {c: t for c, t in old}
+    after = {c: t for c, t in new}
+    parts = [f"added {c} {t}" for c, t in after.items() if c not in before]
+    parts += [f"dropped {c}" for c in before if c not in after]
+    parts += [f"{c} {before[c]} -> {t}" for c, t in after.items() if c in before and before[c] != t]
+    return "; ".join(parts) or "column order"
+
+
 def recover(storage: Storage, con: duckdb.DuckDBPyConnection, state: TableState) -> str | None:
     """Settle a batch left pending by a crash; returns 'rolled-forward', 'discarded' or None."""
     pending = state.pending
@@ -78,7 +94,10 @@ def recover(storage: Storage, con: duckdb.DuckDBPyConnection, state: TableState)
                 f"FROM read_parquet({quote_str(uri)})"
             ).fetchone()
             watermark = w[0] if w else None
-        _record(state, pending, Written(_parquet_rows(con, uri), quarantined, watermark))
+        diverted = "/batches/" in pending.key and pending.key.startswith(layout.QUARANTINE)
+        written = Written(_parquet_rows(con, uri), quarantined, watermark,
+                          divert="diverted before a crash" if diverted else None)  # fmt: skip
+        _record(state, pending, written)
         outcome = "rolled-forward"
     else:
         storage.delete(pending.quarantine_key)
@@ -102,10 +121,23 @@ def _record(state: TableState, pending: Pending, written: Written) -> BatchRecor
         watermark=written.watermark,
         run_id=pending.run_id,
         input=pending.input,
+        diverted=written.divert,
     )
+    if written.divert:  # all of it is quarantined; the watermark does not move
+        record.quarantined += record.rows
+        record.rows = 0
+        record.watermark = None
     state.batches.append(record)
-    if written.watermark is not None:
+    if written.watermark is not None and not written.divert:
         state.watermark = written.watermark
+    if written.columns is not None and not written.divert and written.columns != state.schema:
+        state.schemas.append(
+            {
+                "load_id": pending.load_id,
+                "columns": written.columns,
+                "change": describe_change(state.schema, written.columns),
+            }
+        )
     state.pending = None
     return record
 
@@ -150,6 +182,11 @@ def commit_batch(
         if watermark is not None:
             written.watermark = watermark
         _failpoint("before_publish")
+        if written.divert:
+            pending.key = layout.quarantined_batch_key(
+                state.source, state.table, now.date(), load_id
+            )
+            save_state(storage, state)
         storage.finish_write(pending.key, target)
     except BaseException:
         storage.abort_write(target)

@@ -64,6 +64,14 @@ def quarantine_key(source: str, table: str, load_date: date, load_id: str) -> st
     )
 
 
+def quarantined_batch_key(source: str, table: str, load_date: date, load_id: str) -> str:
+    """A whole batch set aside (e.g. its schema changed under a `quarantine` policy)."""
+    return (
+        f"{table_prefix(QUARANTINE, source, table)}/batches/load_date={load_date.isoformat()}/"
+        f"{check_id('load id', load_id)}.parquet"
+    )
+
+
 def raw_glob(source: str, table: str) -> str:
     """What readers (dbt sources, `lakehouse query`) read for a table."""
     return f"{table_prefix(RAW, source, table)}/*/*.parquet"

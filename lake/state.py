@@ -35,6 +35,8 @@ class BatchRecord:
     """What identified the input (e.g. file size, mtime and content digest)."""
     gate: str | None = None
     """Outcome of the raw quality gate: None (not checked yet), 'passed' or 'failed'."""
+    diverted: str | None = None
+    """Why the whole batch went to quarantine instead of raw (e.g. a schema change)."""
 
 
 @dataclass
@@ -57,6 +59,13 @@ class TableState:
     batches: list[BatchRecord] = field(default_factory=list)
     watermark: str | None = None
     pending: Pending | None = None
+    schemas: list[dict[str, Any]] = field(default_factory=list)
+    """Schema history: {load_id, columns: [[name, type], ...], change} per version."""
+
+    @property
+    def schema(self) -> list[list[str]] | None:
+        """The columns of the latest accepted batch."""
+        return self.schemas[-1]["columns"] if self.schemas else None
 
     @property
     def fingerprints(self) -> set[str]:

@@ -133,7 +133,9 @@ class LocalStorage(Storage):
         src = Path(written_uri)
         with open(src, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(src, self._path(key))
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
 
     def abort_write(self, written_uri: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -206,8 +208,9 @@ class S3Storage(Storage):
 
     def _staged_key(self, key: str, written_uri: str) -> str:
         staged = written_uri[len(self.settings.url) + 1 :]
+        # the batch may be published elsewhere than planned (diverted to quarantine)
         if not written_uri.startswith(self.settings.url + "/") or not staged.startswith(
-            f"{layout.STAGING}/{key}."
+            f"{layout.STAGING}/"
         ):
             raise LakeError(f"unexpected staged object {written_uri} for {key}")
         return staged
