@@ -103,7 +103,7 @@ class TableConfig(_Strict):
         return [value] if isinstance(value, str) else value
 
 
-Kind = Literal["csv", "json", "parquet", "sqlite", "postgres", "http"]
+Kind = Literal["csv", "json", "parquet", "documents", "sqlite", "postgres", "http"]
 DATABASE_KINDS = ("sqlite", "postgres")
 
 

@@ -6,6 +6,7 @@ Keys are relative to the lake URL; local disk and S3 differ only in that base.
     quarantine/<source>/<table>/load_date=<YYYY-MM-DD>/<load_id>.parquet  its rejected rows
     state/<source>/<table>.json                                           ingest state
     runs/<run_id>.json                                                    one pipeline run
+    files/<source>/<table>/<sha256>/<file name>       an original document (content-addressed)
     _staging/<key>.<token>                  an S3 batch being written (not under raw/)
 
 A batch is one Parquet object, so it becomes visible in one atomic step. Readers glob
@@ -70,6 +71,18 @@ def quarantined_batch_key(source: str, table: str, load_date: date, load_id: str
         f"{table_prefix(QUARANTINE, source, table)}/batches/load_date={load_date.isoformat()}/"
         f"{check_id('load id', load_id)}.parquet"
     )
+
+
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.,()+-]{0,200}$")
+
+
+def original_file_key(source: str, table: str, sha256: str, file_name: str) -> str:
+    """Where an unstructured file's original bytes are kept. Outside names are checked:
+    anything but plain file names is replaced by a safe one."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise InvalidName(f"content hash {sha256!r} is not a SHA-256 hex digest")
+    name = file_name if FILE_NAME.match(file_name) and ".." not in file_name else "original"
+    return f"files/{check_name('source', source)}/{check_name('table', table)}/{sha256}/{name}"
 
 
 def raw_glob(source: str, table: str) -> str:

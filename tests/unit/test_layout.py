@@ -48,3 +48,14 @@ def test_database_passwords_are_redacted() -> None:
     assert redact("host=db password=s3cret dbname=x", "host=db password=s3cret dbname=x") == (
         "host=db password=*** dbname=x"
     )
+
+
+def test_original_files_are_content_addressed_and_names_checked() -> None:
+    sha = "a" * 64
+    assert layout.original_file_key("support", "tickets", sha, "ticket 12.txt") == (
+        f"files/support/tickets/{sha}/ticket 12.txt"
+    )
+    for bad in ["../../etc/passwd", "a/b.pdf", "..pdf", ".hidden", "x\n.pdf"]:
+        assert layout.original_file_key("s", "t", sha, bad).endswith(f"{sha}/original")
+    with pytest.raises(InvalidName):
+        layout.original_file_key("s", "t", "../x", "a.pdf")

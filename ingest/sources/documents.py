@@ -1,0 +1,124 @@
+"""Unstructured files (support tickets as text, supplier invoices as PDF, ...).
+
+Each new file's original bytes are kept in the lake (content-addressed, see
+`lake.layout.original_file_key`) and the table gets one row per file: path, size,
+SHA-256, media type, extracted text, page count and the extraction error if any. A file
+that cannot be read or parsed is recorded with the reason, never dropped. All new files
+of a run are one batch; a file already landed (same path and content) is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ingest.sources.base import Extract, Opened
+from ingest.sources.files import FileSource
+from lake import TableState, layout
+
+SCHEMA = pa.schema([
+    ("path", pa.string()), ("file_name", pa.string()), ("size_bytes", pa.int64()),
+    ("sha256", pa.string()), ("media_type", pa.string()), ("page_count", pa.int32()),
+    ("text", pa.string()), ("extraction_error", pa.string()), ("original_key", pa.string()),
+])  # fmt: skip
+ROWS_PER_BATCH = 64
+
+
+def media_type(name: str, head: bytes) -> str:
+    if head.startswith(b"%PDF"):
+        return "application/pdf"
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or "application/octet-stream"
+
+
+def extract_text(data: bytes, kind: str) -> tuple[str | None, int | None, str | None]:
+    """(text, pages, error): never raises for a bad document."""
+    if kind == "application/pdf":
+        try:
+            from pypdf import PdfReader
+
+            reader = PdfReader(io.BytesIO(data))
+            pages = [page.extract_text() or "" for page in reader.pages]
+            return "\n".join(pages).strip(), len(pages), None
+        except Exception as exc:
+            return None, None, f"PDF could not be parsed: {type(exc).__name__}: {exc}"[:500]
+    if kind.startswith("text/") or kind in ("application/json", "application/xml"):
+        try:
+            return data.decode("utf-8-sig"), None, None
+        except UnicodeDecodeError as exc:
+            return (data.decode("latin-1"), None,
+                    f"not UTF-8 (byte {exc.start}); decoded as Latin-1")  # fmt: skip
+    return None, None, f"no text extraction for {kind}"
+
+
+class DocumentSource(FileSource):
+    kind = "documents"
+
+    def open_file(self, con: duckdb.DuckDBPyConnection, filename: str) -> Opened:
+        return Opened(self._rows(con, [[filename]]))
+
+    def _read(self, con: duckdb.DuckDBPyConnection, filename: str) -> bytes:
+        if filename.startswith("s3://"):
+            row = con.execute("SELECT content FROM read_blob(?)", [filename]).fetchone()
+            return bytes(row[0]) if row else b""
+        with open(filename, "rb") as fh:
+            return fh.read()
+
+    def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
+        landed: set[str] = set()
+        seen: set[tuple[Any, ...]] = set()
+        for batch in state.batches:
+            for path, size, mtime, fingerprint in batch.input.get("files", []):
+                landed.add(fingerprint)
+                seen.add((path, size, mtime))
+        new: list[list[Any]] = []
+        for filename, size, mtime in self.list_files(con):
+            if (filename, size, mtime) in seen:
+                continue
+            digest = self.digest(filename)
+            fingerprint = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
+            if fingerprint not in landed:
+                new.append([filename, size, mtime, fingerprint])
+        if not new:
+            return
+        batch_fp = hashlib.sha256("".join(f[3] for f in new).encode()).hexdigest()
+        description = f"{self.pattern()} ({len(new)} files)"
+        yield Extract(batch_fp, description, lambda c: Opened(self._rows(c, new)),
+                      {"files": new})  # fmt: skip
+
+    def _rows(self, con: duckdb.DuckDBPyConnection, files: list[list[Any]]) -> pa.RecordBatchReader:
+        def batches() -> Iterator[pa.RecordBatch]:
+            rows: list[dict[str, Any]] = []
+            for filename, *_ in files:
+                rows.append(self._row(con, filename))
+                if len(rows) == ROWS_PER_BATCH:
+                    yield pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+                    rows = []
+            if rows:
+                yield pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+
+        return pa.RecordBatchReader.from_batches(SCHEMA, batches())
+
+    def _row(self, con: duckdb.DuckDBPyConnection, filename: str) -> dict[str, Any]:
+        name = posixpath.basename(filename)
+        try:
+            data = self._read(con, filename)
+        except (OSError, duckdb.Error) as exc:
+            return {"path": filename, "file_name": name,
+                    "extraction_error": f"could not read: {exc}"[:500]}  # fmt: skip
+        sha = hashlib.sha256(data).hexdigest()
+        kind = media_type(name, data[:8])
+        text, pages, error = extract_text(data, kind)
+        key = layout.original_file_key(self.source.name, self.table.name, sha, name)
+        if not self.lake.storage.exists(key):
+            self.lake.storage.write_bytes(key, data)  # content-addressed: safe to repeat
+        return {"path": filename, "file_name": name, "size_bytes": len(data), "sha256": sha,
+                "media_type": kind, "page_count": pages, "text": text,
+                "extraction_error": error, "original_key": key}  # fmt: skip
