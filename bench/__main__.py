@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import ingest_csv
+from bench import ingest_csv, ingest_more
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_csv": ingest_csv.run_local,
     "ingest_csv_s3": ingest_csv.run_s3,
+    "ingest_jsonl": ingest_more.run_jsonl,
+    "ingest_postgres": ingest_more.run_postgres,
+    "ingest_memory": ingest_more.run_memory,
 }
 
 

@@ -82,12 +82,26 @@ def lineitem_csv(scale_factor: float) -> tuple[Path, int]:
     return path, int(row[0])
 
 
-def bare_copy(source_sql: str, target: str, s3_secret: str | None = None) -> dict[str, Any]:
+def lineitem_jsonl(scale_factor: float) -> tuple[Path, int]:
+    """TPC-H lineitem as JSON Lines, from the CSV."""
+    csv, rows = lineitem_csv(scale_factor)
+    path = DATA / f"lineitem_sf{scale_factor:g}.jsonl"
+    if not path.exists():
+        con = connect()
+        tmp = path.with_suffix(".tmp")
+        con.execute(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{tmp}' (FORMAT json)")
+        con.close()
+        tmp.rename(path)
+    return path, rows
+
+
+def bare_copy(source_sql: str, target: str, setup_sql: str | None = None) -> dict[str, Any]:
     """The reference: bare DuckDB (default settings; only the extension path is set, for
-    httpfs) doing `COPY (...) TO parquet` with the same compression."""
+    httpfs/postgres) doing `COPY (...) TO parquet` with the same compression. `setup_sql`:
+    an S3 secret or an ATTACH, run first."""
     con = connect()
-    if s3_secret:
-        con.execute(s3_secret)
+    if setup_sql:
+        con.execute(setup_sql)
     con.execute(f"COPY ({source_sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
     con.close()
     return {}

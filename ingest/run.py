@@ -57,19 +57,19 @@ class IngestReport:
         return [t.error for t in self.tables if t.error]
 
 
-def resolve_tables(lake: Lake, src: SourceConfig) -> list[TableConfig]:
+def resolve_tables(lake: Lake, src: SourceConfig, base_dir: Path) -> list[TableConfig]:
     """The tables of a source; database `include` globs are expanded here."""
     if src.kind not in DATABASE_KINDS:
         return list(src.tables)
     con = lake.connect()
     try:
-        return expand_tables(con, src)
+        return expand_tables(con, src, base_dir)
     finally:
         con.close()
 
 
 def _select(
-    lake: Lake, sources: list[SourceConfig], only: list[str] | None
+    lake: Lake, sources: list[SourceConfig], base_dir: Path, only: list[str] | None
 ) -> tuple[list[tuple[SourceConfig, TableConfig]], list[TableReport]]:
     """`only` holds `source` or `source.table` names. Sources that cannot even list their
     tables are reported as failed; the others go on."""
@@ -88,7 +88,7 @@ def _select(
         if only and src.name not in only and not any(o.startswith(f"{src.name}.") for o in only):
             continue
         try:
-            tables = resolve_tables(lake, src)
+            tables = resolve_tables(lake, src, base_dir)
         except IngestError as exc:
             failed.append(TableReport(src.name, exc.table, error=str(exc)))
             continue
@@ -201,7 +201,7 @@ def run_ingest(
     run_id: str | None = None,
 ) -> IngestReport:
     settings = settings or IngestSettings()
-    chosen, failed = _select(lake, sources, only)
+    chosen, failed = _select(lake, sources, base_dir, only)
     workers = max(1, min(settings.workers, len(chosen)))
     per_worker_mb = max(64, settings.memory_limit_mb // workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:

@@ -75,7 +75,7 @@ def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("great_expectations", "botocore", "urllib3"):
+    for noisy in ("great_expectations", "botocore", "urllib3", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
@@ -239,16 +239,21 @@ def demo(ctx: click.Context, scale: float) -> None:
       lakehouse demo --scale 2
     """
     from pipeline.run import run_pipeline
+    from pipeline.shop_api import ShopApi
     from pipeline.shop_data import generate as gen
     from pipeline.summary import print_summary
 
-    project = _project(ctx)
-    counts = gen(project.base_dir / "data" / "sources", scale=scale)
+    base = cfg.find_project_file(ctx.obj.get("project")).parent
+    sources = base / "data" / "sources"
+    counts = gen(sources, scale=scale)
     click.echo(
         f"generated the example shop (scale {scale}): "
         + ", ".join(f"{k} {v:,}" for k, v in counts.items())
     )
-    record = run_pipeline(project)
+    with ShopApi(sources / "vendor" / "reviews.json") as api:
+        os.environ.update(api.env())  # the vendor source's base_url and token
+        project = _project(ctx)
+        record = run_pipeline(project)
     print_summary(project, record)
 
 

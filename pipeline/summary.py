@@ -53,7 +53,7 @@ def print_sources(project: Project) -> None:
     for source in project.spec.sources:
         click.echo(f"{source.name} ({source.kind})")
         try:
-            tables = resolve_tables(project.lake, source)
+            tables = resolve_tables(project.lake, source, project.base_dir)
         except Exception as exc:
             click.echo(f"  cannot list tables: {exc}")
             continue

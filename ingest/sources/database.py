@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -33,7 +34,16 @@ def _alias(source: SourceConfig) -> str:
     return f"src_{source.name}"
 
 
-def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> str:
+def database_url(source: SourceConfig, base_dir: Path) -> str:
+    """The URL to attach; a relative SQLite path is relative to the project folder."""
+    assert source.database is not None
+    url = source.database.url
+    if source.kind == "sqlite" and "://" not in url and not url.startswith("/"):
+        return str(base_dir / url)
+    return url
+
+
+def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path) -> str:
     """Attach the source database read-only (once per connection); returns its alias."""
     assert source.database is not None
     alias = _alias(source)
@@ -44,7 +54,8 @@ def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> str:
         kind = "postgres" if source.kind == "postgres" else "sqlite"
         try:
             con.execute(
-                f"ATTACH {quote_str(source.database.url)} AS {alias} (TYPE {kind}, READ_ONLY)"
+                f"ATTACH {quote_str(database_url(source, base_dir))} AS {alias} "
+                f"(TYPE {kind}, READ_ONLY)"
             )
         except duckdb.Error as exc:
             message = redact(_first_line(exc), source.database.url)
@@ -57,8 +68,8 @@ def _schema(source: SourceConfig) -> str:
     return source.database.schema_name or ("public" if source.kind == "postgres" else "main")
 
 
-def list_tables(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> list[str]:
-    alias = attach(con, source)
+def list_tables(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path) -> list[str]:
+    alias = attach(con, source, base_dir)
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
         "AND table_schema = ? ORDER BY 1",
@@ -67,13 +78,15 @@ def list_tables(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> list[st
     return [r[0] for r in rows]
 
 
-def expand_tables(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> list[TableConfig]:
+def expand_tables(
+    con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path
+) -> list[TableConfig]:
     """`tables`, plus a full-dump table for each name matching `database.include`."""
     assert source.database is not None
     tables = list(source.tables)
     if source.database.include:
         declared = {t.table or t.name for t in tables}
-        for name in list_tables(con, source):
+        for name in list_tables(con, source, base_dir):
             if name in declared:
                 continue
             if any(fnmatch.fnmatchcase(name, p) for p in source.database.include):
@@ -176,12 +189,12 @@ class DatabaseSource(Source):
             ).fetchone()
             return f"pg:{row}"
         assert self.source.database is not None
-        st = os.stat(self.source.database.url)
+        st = os.stat(database_url(self.source, self.base_dir))
         row = con.execute(f"SELECT count(*) FROM {alias}.{table}").fetchone()
         return f"sqlite:{row}:{st.st_size}:{st.st_mtime_ns}"
 
     def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
-        alias = attach(con, self.source)
+        alias = attach(con, self.source, self.base_dir)
         description = f"{self.source.kind}:{_schema(self.source)}.{self.remote_table}"
         if self.table.cursor is None:
             token = self._change_token(con, alias)

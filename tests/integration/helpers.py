@@ -59,6 +59,16 @@ def s3_env_of(project: Project) -> dict[str, str]:
     return {} if s3 is None else {**s3.dbt_env(), "LAKEHOUSE_LAKE_URL": project.lake.settings.url}
 
 
+def shop_db(project: Project, sql: str, params: tuple = ()) -> None:
+    """Change the project's copy of the shop's SQLite database, as the application would."""
+    import sqlite3
+
+    con = sqlite3.connect(project.base_dir / "sources" / "shop.sqlite")
+    con.execute(sql, params)
+    con.commit()
+    con.close()
+
+
 def write_csv(path: Path, header: str, rows: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n" + "\n".join(rows) + "\n")

@@ -14,7 +14,7 @@ from lake import extensions
 from pipeline.run import run_pipeline
 from pipeline.transform import run_dbt
 from tests.conftest import REPO
-from tests.integration.helpers import serving_scalar
+from tests.integration.helpers import serving_scalar, shop_db
 
 
 def _dbt(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -107,9 +107,8 @@ def test_readers_keep_reading_while_the_next_build_and_publish_run(make_project)
 def test_failed_dbt_build_names_the_failing_test(make_project) -> None:
     project = make_project()
     run_pipeline(project, stages=("ingest",))
-    items = project.base_dir / "sources" / "shop" / "order_items.csv"
-    with items.open("a") as fh:  # an order line whose order does not exist
-        fh.write("99999998,77777777,1,1,10.00,0.00\n")
+    # an order line whose order does not exist
+    shop_db(project, "INSERT INTO order_items VALUES (99999998, 77777777, 1, 1, 10.00, 0.00)")
     run_pipeline(project, stages=("ingest",))
     result = run_dbt(project, ["build"])
     assert not result.ok

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pytest
 
 from lake import all_states, layout
+from lake.duck import connect
 from pipeline.config import Project
 from pipeline.run import run_pipeline
 from tests.conftest import ProjectFactory
@@ -27,6 +27,15 @@ def project(
 def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_sources) -> None:
     src_dir, counts = shop_sources
     record = run_pipeline(project)
+    rows = {
+        ("shop", t): counts[t] for t in ("customers", "products", "orders", "order_items",
+                                          "inventory")
+    } | {
+        ("vendor", "reviews"): counts["reviews"], ("suppliers", "catalog"): counts["catalog"],
+        ("iot", "sensor_readings"): counts["sensor_readings"],
+        ("web", "clickstream"): counts["clickstream"], ("support", "tickets"): counts["tickets"],
+        ("finance", "invoices"): counts["invoices"],
+    }  # fmt: skip
 
     assert record.status == "passed"
     assert [s.name for s in record.stages] == [
@@ -37,8 +46,8 @@ def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_source
         "publish",
     ]
     assert all(s.status == "passed" for s in record.stages)
-    for table, n in counts.items():
-        assert raw_rows(project, "shop", table) == n, table
+    for (source, table), n in rows.items():  # every kind of source landed, row for row
+        assert raw_rows(project, source, table) == n, (source, table)
     build = record.stage("build")
     assert build is not None and build.details["models"] == 6
     assert build.details["tests_passed"] > 10
@@ -46,13 +55,13 @@ def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_source
     assert raw_gate is not None and raw_gate.details["expectations"] >= 8
 
     # the published mart reconciles with the source files, row for row
-    expected = duckdb.sql(
-        f"""
+    shopdb = connect()
+    shopdb.execute(f"ATTACH '{src_dir}/shop.sqlite' AS src (TYPE sqlite, READ_ONLY)")
+    expected = shopdb.sql(
+        """
         SELECT (SELECT sum(quantity * unit_price::DECIMAL(12, 2))
-                       - sum(discount_amount::DECIMAL(12, 2))
-                FROM read_csv('{src_dir}/order_items.csv'))
-             + (SELECT sum(shipping_amount::DECIMAL(12, 2))
-                FROM read_csv('{src_dir}/orders/*.csv'))
+                       - sum(discount_amount::DECIMAL(12, 2)) FROM src.order_items)
+             + (SELECT sum(shipping_amount::DECIMAL(12, 2)) FROM src.orders)
         """
     ).fetchone()
     assert expected is not None
@@ -63,17 +72,17 @@ def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_source
     # the run left a machine-readable record in the lake
     saved = json.loads(project.lake.storage.read_bytes(layout.run_key(record.run_id)) or b"{}")
     assert saved["status"] == "passed"
-    assert saved["stages"][0]["details"]["rows"] == sum(counts.values())
+    assert saved["stages"][0]["details"]["rows"] == sum(rows.values())
 
     # lineage columns on every raw row
     con = project.lake.connect()
     lineage = con.execute(
         "SELECT count(*) FILTER (WHERE _load_id IS NULL OR _source_file IS NULL "
         "OR _ingested_at IS NULL), count(DISTINCT _source_file) FROM read_parquet(?)",
-        [project.lake.raw_glob_uri("shop", "orders")],
+        [project.lake.raw_glob_uri("web", "clickstream")],
     ).fetchone()
     con.close()
-    assert lineage == (0, 3)
+    assert lineage == (0, 3)  # one batch per monthly file
 
 
 def test_rerun_without_new_data_lands_nothing(project: Project, shop_sources) -> None:
@@ -87,17 +96,18 @@ def test_rerun_without_new_data_lands_nothing(project: Project, shop_sources) ->
     after = {(s.source, s.table): len(s.batches) for s in all_states(project.lake.storage)}
     assert before == after
     assert raw_rows(project, "shop", "orders") == counts["orders"]
+    assert raw_rows(project, "vendor", "reviews") == counts["reviews"]
 
 
 def test_a_new_file_is_one_new_batch(project: Project, shop_sources) -> None:
     _, counts = shop_sources
     run_pipeline(project, stages=("ingest",))
-    new = project.base_dir / "sources" / "shop" / "orders" / "orders_2026_04.csv"
+    new = project.base_dir / "sources" / "iot" / "sensor_readings_2026_04.csv"
     new.write_text(
-        "order_id,customer_id,status,order_ts,currency,shipping_amount\n"
-        "900001,1,placed,2026-04-01T10:00:00+02:00,EUR,4.99\n"
+        "warehouse_id,sensor_id,reading_ts,temperature_c\n1,cold-1-1,2026-04-01 00:00:00,4.2\n"
     )
-    record = run_pipeline(project, stages=("ingest",), only=["shop.orders"])
+    record = run_pipeline(project, stages=("ingest",), only=["iot.sensor_readings"])
     ingest = record.stage("ingest")
-    assert ingest is not None and ingest.details["tables"]["shop.orders"]["batches"] == 1
-    assert raw_rows(project, "shop", "orders") == counts["orders"] + 1
+    assert ingest is not None
+    assert ingest.details["tables"]["iot.sensor_readings"]["batches"] == 1
+    assert raw_rows(project, "iot", "sensor_readings") == counts["sensor_readings"] + 1

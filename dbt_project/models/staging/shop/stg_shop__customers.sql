@@ -19,7 +19,7 @@ renamed as (
         upper(nullif(trim(country), '')) as country_code,
 
         -- timestamps
-        timezone('UTC', cast(created_at as timestamptz)) as created_at,
+        timezone('UTC', cast(created_at as timestamp)) as created_at,
 
         -- lineage
         _load_id,

@@ -20,8 +20,9 @@ renamed as (
         -- numbers
         cast(shipping_amount as decimal(12, 2)) as shipping_amount,
 
-        -- timestamps (source carries offsets; normalised to UTC)
-        timezone('UTC', cast(order_ts as timestamptz)) as ordered_at,
+        -- timestamps (the shop database stores UTC without an offset)
+        timezone('UTC', cast(ordered_at as timestamp)) as ordered_at,
+        timezone('UTC', cast(updated_at as timestamp)) as updated_at,
 
         -- lineage
         _load_id,
@@ -33,10 +34,10 @@ renamed as (
 
 final as (
 
-    -- the latest version of each order across batches
+    -- the latest version of each order across batches (incremental extracts overlap)
     select * from renamed
     qualify row_number() over (
-        partition by order_id order by _ingested_at desc, _load_id desc
+        partition by order_id order by updated_at desc, _ingested_at desc, _load_id desc
     ) = 1
 
 )

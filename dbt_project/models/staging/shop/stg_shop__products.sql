@@ -18,6 +18,8 @@ renamed as (
         trim(product_name) as product_name,
         lower(trim(category)) as category,
 
+        cast(needs_cold_storage as boolean) as needs_cold_storage,
+
         -- numbers
         cast(unit_price as decimal(12, 2)) as list_price,
 

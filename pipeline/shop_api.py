@@ -1,0 +1,71 @@
+"""The example shop's review vendor: a small paginated JSON API over `vendor/reviews.json`.
+
+`lakehouse demo` runs it in the background so the `vendor` source has a real API to call:
+bearer token auth, `?page=N&per_page=M`, `?updated_since=<ISO timestamp>`, and records
+under `data`. Tests use the same server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+DEMO_TOKEN = "demo-token"
+
+
+class ShopApi:
+    def __init__(self, reviews_file: Path, token: str = DEMO_TOKEN, port: int = 0) -> None:
+        self.reviews_file, self.token = reviews_file, token
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def env(self) -> dict[str, str]:
+        """What lakehouse.yml's vendor source reads."""
+        return {"SHOP_API_URL": self.url, "SHOP_API_TOKEN": self.token}
+
+    def __enter__(self) -> ShopApi:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _json(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                if self.headers.get("Authorization") != f"Bearer {api.token}":
+                    return self._json(401, {"error": "missing or wrong bearer token"})
+                if url.path != "/v1/reviews":
+                    return self._json(404, {"error": "not found"})
+                q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                since = q.get("updated_since", "")
+                rows = [r for r in json.loads(api.reviews_file.read_text())
+                        if r["updated_at"] > since]  # fmt: skip
+                page, size = int(q.get("page", 1)), min(int(q.get("per_page", 100)), 500)
+                chunk = rows[(page - 1) * size : page * size]
+                return self._json(200, {"data": chunk, "page": page, "total": len(rows)})
+
+        return Handler
