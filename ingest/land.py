@@ -23,62 +23,69 @@ def write_batch(
     load_id: str,
     description: str,
 ) -> Written:
-    """COPY the stream to `data_uri` (DuckDB's streaming Parquet writer: bounded memory)."""
+    """COPY the stream to `data_uri` (DuckDB's streaming Parquet writer: bounded memory),
+    then its bad records to `quarantine_uri`.
+
+    Two second chances, each a re-read of the same input: `fallback` when the stream
+    fails on malformed input, `widen` when values did not fit the inferred types."""
+    lineage = (
+        f"{quote_str(load_id)} AS _load_id, {quote_str(description)} AS _source_file, "
+        f"{quote_str(datetime.now(UTC).isoformat())}::TIMESTAMPTZ AS _ingested_at"
+    )
+    used = [opened]
     try:
-        return _write(con, opened, data_uri, quarantine_uri, load_id, description)
-    except duckdb.InvalidInputException:
-        if opened.fallback is None:
-            raise
-        retry = opened.fallback()
         try:
-            return _write(con, retry, data_uri, quarantine_uri, load_id, description)
-        finally:
-            retry.cleanup()
+            rows = _copy(con, opened, data_uri, load_id, lineage)
+        except duckdb.InvalidInputException:
+            if opened.fallback is None:
+                raise
+            opened = opened.fallback()
+            used.append(opened)
+            rows = _copy(con, opened, data_uri, load_id, lineage)
+        widened = opened.widen() if opened.widen else None
+        if widened is not None:
+            opened = widened
+            used.append(opened)
+            rows = _copy(con, opened, data_uri, load_id, lineage)
+        quarantined = _copy_rejects(con, opened, quarantine_uri, lineage)
     finally:
-        opened.cleanup()
+        for item in used:
+            item.cleanup()
+    return Written(rows=rows, quarantined=quarantined)
 
 
-def _write(
-    con: duckdb.DuckDBPyConnection,
-    opened: Opened,
-    data_uri: str,
-    quarantine_uri: str,
-    load_id: str,
-    description: str,
-) -> Written:
+def _copy(
+    con: duckdb.DuckDBPyConnection, opened: Opened, data_uri: str, load_id: str, lineage: str
+) -> int:
     view = f"_batch_{uuid.uuid4().hex[:12]}"
     if isinstance(opened.stream, pa.RecordBatchReader):
         con.register(view, opened.stream)
     else:
         opened.stream.create_view(view, replace=True)
-    ingested_at = datetime.now(UTC).isoformat()
-    lineage = (
-        f"{quote_str(load_id)} AS _load_id, {quote_str(description)} AS _source_file, "
-        f"{quote_str(ingested_at)}::TIMESTAMPTZ AS _ingested_at"
-    )
     try:
         row = con.execute(
             f"COPY (SELECT *, {lineage} FROM {view}) TO {quote_str(data_uri)} "
             "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, "
             f"KV_METADATA {{lakehouse_load_id: {quote_str(load_id)}}})"
         ).fetchone()
-        rows = int(row[0]) if row else 0
-        quarantined = 0
-        rejects = opened.rejects()
-        if rejects is not None:
-            q = (
-                con.execute(
-                    f"COPY (SELECT *, {lineage} FROM rejects) TO {quote_str(quarantine_uri)} "
-                    "(FORMAT parquet, COMPRESSION zstd)"
-                ).fetchone()
-                if _has_rows(rejects)
-                else None
-            )
-            quarantined = int(q[0]) if q else 0
     finally:
         con.execute(f"DROP VIEW IF EXISTS {view}")
-    return Written(rows=rows, quarantined=quarantined)
+    return int(row[0]) if row else 0
 
 
-def _has_rows(rel: duckdb.DuckDBPyRelation) -> bool:
-    return rel.limit(1).fetchone() is not None
+def _copy_rejects(
+    con: duckdb.DuckDBPyConnection, opened: Opened, quarantine_uri: str, lineage: str
+) -> int:
+    rejects = opened.rejects()
+    if rejects is None or rejects.limit(1).fetchone() is None:
+        return 0
+    view = f"_rejects_{uuid.uuid4().hex[:12]}"
+    rejects.create_view(view, replace=True)
+    try:
+        row = con.execute(
+            f"COPY (SELECT *, {lineage} FROM {view}) TO {quote_str(quarantine_uri)} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        ).fetchone()
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {view}")
+    return int(row[0]) if row else 0

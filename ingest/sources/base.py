@@ -35,6 +35,10 @@ class Opened:
     fallback: Callable[[], Opened] | None = None
     """A slower way to read the same input that sorts bad records out, tried when the
     stream fails on malformed input."""
+    widen: Callable[[], Opened | None] | None = None
+    """Called after the stream is written: a re-read of the same input with wider types
+    when some values did not fit the inferred ones (so they land as text, not rejects),
+    or None when all fitted."""
     cleanup: Callable[[], None] = field(default=lambda: None)
     """Called when the batch is written (temporary files and the like)."""
 

@@ -1,8 +1,10 @@
 """CSV files (any delimiter, quoting, header or not, UTF-8 with or without BOM, Latin-1,
 UTF-16; plain, .gz or .zst), read by DuckDB's CSV reader.
 
-Rows that do not parse (ragged lines, bad quoting, values that do not fit the column
-type) are quarantined with file, line and reason; the rest of the file lands.
+Rows that do not parse (ragged lines, bad quoting, undecodable bytes) are quarantined
+with file, line and reason; the rest of the file lands. A column whose type was sniffed
+from a sample (say BIGINT) but holds text further down lands as text: the file is read
+again with that column as VARCHAR, nothing is truncated or rejected for it.
 """
 
 from __future__ import annotations
@@ -37,11 +39,16 @@ class CsvSource(FileSource):
             opts.append("all_varchar=true")
         return ", ".join(opts)
 
-    def open_file(self, con: duckdb.DuckDBPyConnection, filename: str) -> Opened:
+    def open_file(
+        self, con: duckdb.DuckDBPyConnection, filename: str, as_text: tuple[str, ...] = ()
+    ) -> Opened:
         tag = uuid.uuid4().hex[:12]
         rejects_table, rejects_scan = f"rejects_{tag}", f"rejects_scan_{tag}"
+        types = ""
+        if as_text:
+            types = ", types={" + ", ".join(f"{quote_str(c)}: 'VARCHAR'" for c in as_text) + "}"
         rel = con.sql(
-            f"SELECT * FROM read_csv({quote_str(filename)}, {self._read_options()}, "
+            f"SELECT * FROM read_csv({quote_str(filename)}, {self._read_options()}{types}, "
             f"store_rejects=true, rejects_table={quote_str(rejects_table)}, "
             f"rejects_scan={quote_str(rejects_scan)})"
         )
@@ -57,4 +64,19 @@ class CsvSource(FileSource):
             except duckdb.CatalogException:
                 return None
 
-        return Opened(rel, rejects)
+        def widen() -> Opened | None:
+            """Columns sniffed as numbers or dates from a sample whose later values are
+            text: read the file again with them as text (raw is never lossy)."""
+            if as_text or self.table.csv.columns:
+                return None  # already widened, or types fixed by the user
+            try:
+                rows = con.execute(
+                    f"SELECT DISTINCT column_name FROM {rejects_table} "
+                    "WHERE error_type = 'CAST' AND column_name IS NOT NULL ORDER BY 1"
+                ).fetchall()
+            except duckdb.CatalogException:
+                return None
+            columns = tuple(r[0] for r in rows)
+            return self.open_file(con, filename, columns) if columns else None
+
+        return Opened(rel, rejects, widen=widen)

@@ -154,3 +154,40 @@ def test_files_from_an_s3_prefix_and_parquet(
     assert raw_rows(project, "files", "inventory") == 100
     again = _ingest(project)  # same file, same content: skipped
     assert again.ok and again.rows == 0 and again.tables[0].batches == []
+
+
+def test_a_column_that_turns_to_text_late_lands_as_text(tmp_path: Path) -> None:
+    src = tmp_path / "in" / "catalog.csv"
+    src.parent.mkdir()
+    lines = ["sku,code,price"] + [f"{i},{i},{i}.5" for i in range(60_000)]
+    lines += ["60000,AB-12,1.5", "60001,7,not a price", "60002,8"]  # last: ragged
+    src.write_text("\n".join(lines) + "\n")
+    project = _project(tmp_path, [{"name": "catalog", "path": str(src)}], "csv")
+    report = _ingest(project)
+    assert report.ok
+    con = project.lake.connect()
+    glob = project.lake.raw_glob_uri("files", "catalog")
+    types = dict(
+        con.execute(f"SELECT column_name, column_type FROM (DESCRIBE FROM '{glob}')").fetchall()
+    )
+    assert types["sku"] == "BIGINT"  # the columns that fit keep their inferred type
+    assert types["code"] == "VARCHAR" and types["price"] == "VARCHAR"
+    texts = con.execute(
+        f"SELECT code, price FROM '{project.lake.raw_glob_uri('files', 'catalog')}' "
+        "WHERE sku >= 60000 ORDER BY sku"
+    ).fetchall()
+    assert texts == [("AB-12", "1.5"), ("7", "not a price")]
+    assert report.tables[0].rows == 60_002 and report.tables[0].quarantined == 1
+    assert [r[2] for r in _quarantine(project, "catalog")] == ["MISSING COLUMNS"]
+
+
+def test_a_changed_file_lands_again_as_a_new_batch(tmp_path: Path) -> None:
+    src = tmp_path / "in" / "prices.csv"
+    src.parent.mkdir()
+    src.write_text("sku,price\n1,2.5\n")
+    project = _project(tmp_path, [{"name": "prices", "path": str(src)}], "csv")
+    assert _ingest(project).rows == 1
+    src.write_text("sku,price\n1,2.75\n2,3.0\n")
+    report = _ingest(project)
+    assert report.rows == 2 and len(report.tables[0].batches) == 1
+    assert raw_rows(project, "files", "prices") == 3  # both versions; staging picks the latest
