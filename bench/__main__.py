@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_jsonl": ingest_more.run_jsonl,
     "ingest_postgres": ingest_more.run_postgres,
     "ingest_memory": ingest_more.run_memory,
+    "ingest_rerun": ingest_more.run_rerun,
 }
 
 

@@ -144,3 +144,31 @@ def run_memory() -> dict[str, Any]:
         large_seconds=round(results["large"].seconds, 2),
         small_seconds=round(results["small"].seconds, 2),
     )  # fmt: skip
+
+
+def setup_rerun(csv: str, workdir: str, **_: Any) -> Any:
+    """A project that has already landed the file once."""
+    project = setup_ingest("csv", {"source": {"tables": [{"name": "lineitem", "path": csv}]}},
+                           workdir)  # fmt: skip
+    ingest(project)
+    return project
+
+
+def rerun(project: Any, **_: Any) -> dict[str, Any]:
+    result = ingest(project)
+    assert result["rows"] == 0, result  # nothing new: nothing lands
+    return result
+
+
+def run_rerun() -> dict[str, Any]:
+    """ingest_rerun: a re-run with no new data vs the first run (same file, same lake)."""
+    sf = float(os.environ.get("BENCH_SF", "1"))
+    csv, rows = lineitem_csv(sf)
+    with tempfile.TemporaryDirectory(prefix="bench-rerun-") as workdir:
+        first = _median([measure("bench.ingest_more:ingest", {
+            "kind": "csv", "workdir": workdir,
+            "spec": {"source": {"tables": [{"name": "lineitem", "path": str(csv)}]}},
+        }) for _ in range(REPEAT)])  # fmt: skip
+        again = _median([measure("bench.ingest_more:rerun", {"csv": str(csv), "workdir": workdir})
+                         for _ in range(REPEAT)])  # fmt: skip
+    return write_result("ingest_rerun", again, first, rows_first_run=rows, scale_factor=sf)

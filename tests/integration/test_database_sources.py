@@ -12,7 +12,7 @@ import yaml
 from ingest import run_ingest
 from lake import load_state
 from pipeline.config import Project, load_project
-from tests.integration.helpers import raw_rows
+from tests.integration.helpers import cli, raw_rows
 from tests.postgres import psql
 
 
@@ -149,6 +149,14 @@ def test_sqlite_table_list_glob_and_incremental_ids(tmp_path: Path) -> None:
     by_table = {t.table: t.rows for t in report.tables}
     assert by_table["audit"] == 1
     assert load_state(project.lake.storage, "erp", "audit").watermark == "4"
+
+    listing = cli(project, "sources")  # the glob is expanded, the state shown
+    assert listing.returncode == 0, listing.stderr
+    assert "erp (sqlite)" in listing.stdout
+    for name in ("audit", "inventory_eu", "inventory_us"):
+        assert f"  {name} " in listing.stdout
+    assert "batches 2, rows 4, quarantined 0" in listing.stdout
+    assert "watermark 4" in listing.stdout
 
 
 def test_unreachable_database_fails_that_source_only(tmp_path: Path) -> None:

@@ -6,13 +6,14 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from ingest import run_ingest
 from lake import load_state
 from pipeline.config import Project, load_project
 from tests.integration.helpers import raw_rows
-from tests.integration.vendor_api import API_KEY, TOKEN, VendorApi
+from tests.integration.vendor_api import API_KEY, PASSWORD, TOKEN, USER, VendorApi
 
 
 def _project(root: Path, api: VendorApi, tables: list[dict[str, Any]],
@@ -27,6 +28,7 @@ def _project(root: Path, api: VendorApi, tables: list[dict[str, Any]],
             "tables": tables,
         }],
     }  # fmt: skip
+    root.mkdir(parents=True, exist_ok=True)
     (root / "lakehouse.yml").write_text(yaml.safe_dump(spec))
     return load_project(root / "lakehouse.yml", env={"VENDOR_TOKEN": TOKEN})
 
@@ -139,6 +141,36 @@ def test_an_api_that_only_sends_garbage_fails_clearly(tmp_path: Path) -> None:
         assert "3 pages in a row are not JSON" in failure
         assert f"{api.url}/reviews page 3" in failure
         assert raw_rows(project, "vendor", "reviews") == 0
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"type": "basic", "username": USER, "password": PASSWORD},
+        {"type": "api_key", "name": "X-API-Key", "value": API_KEY, "in": "header"},
+    ],
+)
+def test_basic_auth_and_api_key_header(tmp_path: Path, auth: dict[str, Any]) -> None:
+    with VendorApi(12) as api:
+        project = _project(tmp_path, api, [REVIEWS], auth=auth)
+        report = _ingest(project)
+        assert report.ok, report.failures()
+        assert report.rows == 12
+
+
+def test_connection_errors_and_timeouts_are_retried_then_named(tmp_path: Path) -> None:
+    with VendorApi(1) as api:
+        slow = _project(tmp_path / "slow", api,
+                        [{"name": "slow", "endpoint": "/slow", "records_path": "data"}],
+                        timeout_s=0.2, max_retries=1)  # fmt: skip
+        [failure] = _ingest(slow).failures()
+        assert "ReadTimeout after 2 tries" in failure and f"{api.url}/slow page 1" in failure
+        assert api.arrivals.count("/slow") == 2
+        closed_port = api.url  # the server goes away below
+    gone = _project(tmp_path / "gone", api, [REVIEWS], max_retries=2)
+    [failure] = _ingest(gone).failures()
+    assert "ConnectionError after 3 tries" in failure
+    assert f"{closed_port}/reviews page 1" in failure
 
 
 def test_auth_failure_names_source_table_and_url(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -11,12 +12,14 @@ from urllib.parse import parse_qs, urlparse
 
 TOKEN = "vendor-token-123"
 API_KEY = "key-456"
+USER, PASSWORD = "shop", "pa55word"
 
 
 class VendorApi:
     def __init__(self, reviews: int = 45) -> None:
         self.reviews = [self.review(i) for i in range(1, reviews + 1)]
         self.log: list[tuple[float, str, int]] = []  # (time, path?query, status)
+        self.arrivals: list[str] = []  # every request, when it arrives
         self.fail_once: dict[str, int] = {}  # "page=2" -> status to return once
         self.malformed: set[str] = set()  # "page=4": not JSON
         self.lock = threading.Lock()
@@ -61,10 +64,13 @@ class VendorApi:
                 api.log.append((time.monotonic(), self.path, status))
 
             def do_GET(self) -> None:
+                api.arrivals.append(self.path)
                 parsed = urlparse(self.path)
                 q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
-                authed = (self.headers.get("Authorization") == f"Bearer {TOKEN}"
-                          or q.get("api_key") == API_KEY)  # fmt: skip
+                basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                authed = self.headers.get("Authorization") in (f"Bearer {TOKEN}", basic) or (
+                    API_KEY in (q.get("api_key"), self.headers.get("X-API-Key"))
+                )
                 if not authed:
                     return self._send(401, {"error": "unauthorized"})
                 query = f"&{parsed.query}&"
@@ -79,6 +85,9 @@ class VendorApi:
                     rows = [r for r in api.reviews
                             if r["updated_at"] > q.get("updated_since", "")]  # fmt: skip
                 size = int(q.get("per_page", q.get("limit", 10)))
+                if parsed.path == "/slow":
+                    time.sleep(1.0)
+                    return self._send(200, {"data": []})
                 if parsed.path == "/reviews":  # page numbers
                     page = int(q.get("page", 1))
                     return self._send(200, {"data": rows[(page - 1) * size : page * size]})
