@@ -250,6 +250,11 @@ def demo(ctx: click.Context, scale: float) -> None:
         f"generated the example shop (scale {scale}): "
         + ", ".join(f"{k} {v:,}" for k, v in counts.items())
     )
+    if os.environ.get("SHOP_DB_KIND") == "postgres":  # docker-compose: the shop runs on PG
+        from pipeline.shop_data import load_into_postgres
+
+        load_into_postgres(sources / "shop.sqlite", os.environ["SHOP_DB_URL"])
+        click.echo("loaded the shop database into PostgreSQL")
     with ShopApi(sources / "vendor" / "reviews.json") as api:
         os.environ.update(api.env())  # the vendor source's base_url and token
         project = _project(ctx)

@@ -145,6 +145,24 @@ def generate(out_dir: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int
     return counts
 
 
+def load_into_postgres(sqlite_path: Path, dsn: str, schema: str = "public") -> None:
+    """Copy the generated shop database into PostgreSQL (docker-compose's source database),
+    replacing the tables, with the types an application would declare there."""
+    con = connect()
+    con.execute(f"ATTACH {quote_str(str(sqlite_path))} AS lite (TYPE sqlite, READ_ONLY)")
+    con.execute(f"ATTACH {quote_str(dsn)} AS pg (TYPE postgres)")
+    money = "DECIMAL(12, 2)"
+    casts = {"unit_price": money, "shipping_amount": money, "discount_amount": money,
+             "created_at": "TIMESTAMPTZ", "ordered_at": "TIMESTAMPTZ",
+             "updated_at": "TIMESTAMPTZ", "needs_cold_storage": "BOOLEAN"}  # fmt: skip
+    for table in TABLES_SQL:
+        cols = [r[0] for r in con.execute(f"DESCRIBE lite.{table}").fetchall()]
+        select = ", ".join(f"CAST({c} AS {casts[c]}) AS {c}" if c in casts else c for c in cols)
+        con.execute(f"DROP TABLE IF EXISTS pg.{schema}.{table}")
+        con.execute(f"CREATE TABLE pg.{schema}.{table} AS SELECT {select} FROM lite.{table}")
+    con.close()
+
+
 def _count(con: DuckDBPyConnection, table: str) -> int:
     row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(row[0]) if row else 0

@@ -111,3 +111,26 @@ def test_a_new_file_is_one_new_batch(project: Project, shop_sources) -> None:
     assert ingest is not None
     assert ingest.details["tables"]["iot.sensor_readings"]["batches"] == 1
     assert raw_rows(project, "iot", "sensor_readings") == counts["sensor_readings"] + 1
+
+
+def test_the_shop_on_postgresql_as_in_docker_compose(
+    make_project: ProjectFactory, postgres: str, shop_sources
+) -> None:
+    """docker-compose runs the shop's database on PostgreSQL: same tables, same marts."""
+    from pipeline.shop_data import load_into_postgres
+
+    src_dir, counts = shop_sources
+    load_into_postgres(src_dir / "shop.sqlite", postgres)
+    project = make_project(env={"SHOP_DB_KIND": "postgres", "SHOP_DB_URL": postgres})
+    assert project.spec.sources[0].kind == "postgres"
+    record = run_pipeline(project)
+    assert record.status == "passed"
+    assert raw_rows(project, "shop", "orders") == counts["orders"]
+    con = project.lake.connect()
+    types = dict(con.execute(
+        "SELECT column_name, column_type FROM (DESCRIBE FROM read_parquet(?))",
+        [project.lake.raw_glob_uri("shop", "orders")],
+    ).fetchall())  # fmt: skip
+    assert types["shipping_amount"] == "DECIMAL(12,2)"
+    assert types["ordered_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == counts["orders"]
