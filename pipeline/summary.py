@@ -81,8 +81,9 @@ def print_status(project: Project) -> None:
         pending = "  PENDING batch (settled on next ingest)" if s.pending else ""
         failed = sum(b.gate == "failed" for b in s.batches)
         pending += f"  {failed} batch(es) FAILED the raw gate" if failed else ""
+        name = f"{s.source}.{s.table}"
         click.echo(
-            f"  {s.source}.{s.table:<22} {len(s.batches):>4} batches {s.rows:>12,} rows "
+            f"  {name:<28} {len(s.batches):>4} batches {s.rows:>12,} rows "
             f"{s.quarantined:>8,} quarantined  last {when}"
             + (f"  watermark {s.watermark}" if s.watermark else "")
             + pending
