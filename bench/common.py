@@ -82,6 +82,40 @@ def lineitem_csv(scale_factor: float) -> tuple[Path, int]:
     return path, int(row[0])
 
 
+def make_project(
+    workdir: str,
+    kind: str,
+    source: dict[str, Any],
+    lake_url: str | None = None,
+    memory_mb: int = 1024,
+) -> Any:
+    """A one-source project in a fresh folder under `workdir`; its own lake (a prefix of
+    `lake_url` when given, for S3)."""
+    import tempfile
+
+    import yaml
+
+    from pipeline.config import load_project
+
+    root = Path(tempfile.mkdtemp(dir=workdir))
+    spec = {
+        "lake": {"url": f"{lake_url}/{root.name}" if lake_url else str(root / "lake")},
+        "warehouse": {"dir": str(root / "warehouse")},
+        "ingest": {"workers": 1, "memory_limit_mb": memory_mb},
+        "sources": [{"name": "bench", "kind": kind, **source}],
+    }
+    (root / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    return load_project(root / "lakehouse.yml")
+
+
+def run_project_ingest(project: Any) -> dict[str, Any]:
+    from ingest import run_ingest
+
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir, project.spec.ingest)
+    assert report.ok, report.failures()
+    return {"rows": report.rows}
+
+
 def lineitem_jsonl(scale_factor: float) -> tuple[Path, int]:
     """TPC-H lineitem as JSON Lines, from the CSV."""
     csv, rows = lineitem_csv(scale_factor)

@@ -14,37 +14,27 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.common import Measurement, bare_copy, lineitem_csv, measure, write_result
+from bench.common import (
+    Measurement,
+    bare_copy,
+    lineitem_csv,
+    make_project,
+    measure,
+    run_project_ingest,
+    write_result,
+)
 from lake import S3Settings
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 
 
 def setup_lakehouse(csv: str, lake_url: str, workdir: str, **_: Any) -> Any:
-    from pipeline.config import load_project
-
-    root = Path(workdir) / uuid.uuid4().hex[:8]
-    root.mkdir(parents=True)
-    url = f"{lake_url}/{root.name}" if lake_url.startswith("s3://") else str(root / "lake")
-    spec = {
-        "lake": {"url": url},
-        "warehouse": {"dir": str(root / "warehouse")},
-        "ingest": {"workers": 1, "memory_limit_mb": 1024},
-        "sources": [{"name": "tpch", "kind": "csv",
-                     "tables": [{"name": "lineitem", "path": csv}]}],
-    }  # fmt: skip
-    (root / "lakehouse.yml").write_text(yaml.safe_dump(spec))
-    return load_project(root / "lakehouse.yml")
+    source = {"tables": [{"name": "lineitem", "path": csv}]}
+    return make_project(workdir, "csv", source, lake_url if lake_url.startswith("s3://") else None)
 
 
 def lakehouse(project: Any, **_: Any) -> dict[str, Any]:
-    from ingest import run_ingest
-
-    report = run_ingest(project.lake, project.spec.sources, project.base_dir, project.spec.ingest)
-    assert report.ok, report.failures()
-    return {"rows": report.rows}
+    return run_project_ingest(project)
 
 
 def bare(csv: str, lake_url: str, workdir: str, **_: Any) -> dict[str, Any]:

@@ -16,14 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.common import (
     Measurement,
     bare_copy,
     lineitem_csv,
     lineitem_jsonl,
+    make_project,
     measure,
+    run_project_ingest,
     write_result,
 )
 from lake.duck import connect
@@ -32,25 +32,11 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 
 
 def setup_ingest(kind: str, spec: dict[str, Any], workdir: str, **_: Any) -> Any:
-    from pipeline.config import load_project
-
-    root = Path(tempfile.mkdtemp(dir=workdir))
-    project_spec = {
-        "lake": {"url": str(root / "lake")},
-        "warehouse": {"dir": str(root / "warehouse")},
-        "ingest": {"workers": 1, "memory_limit_mb": int(spec.get("memory_mb", 1024))},
-        "sources": [{"name": "bench", "kind": kind, **spec["source"]}],
-    }
-    (root / "lakehouse.yml").write_text(yaml.safe_dump(project_spec))
-    return load_project(root / "lakehouse.yml")
+    return make_project(workdir, kind, spec["source"], memory_mb=int(spec.get("memory_mb", 1024)))
 
 
 def ingest(project: Any, **_: Any) -> dict[str, Any]:
-    from ingest import run_ingest
-
-    report = run_ingest(project.lake, project.spec.sources, project.base_dir, project.spec.ingest)
-    assert report.ok, report.failures()
-    return {"rows": report.rows}
+    return run_project_ingest(project)
 
 
 def bare(source_sql: str, workdir: str, attach: str | None = None, **_: Any) -> dict[str, Any]:

@@ -50,6 +50,12 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], limit: i
     click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{more})")
 
 
+scale_option = click.option(
+    "--scale", type=float, default=1.0, show_default=True,
+    help="Size of the example shop (1 = 20,000 orders).",
+)  # fmt: skip
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--project",
@@ -80,13 +86,7 @@ def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--scale",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Size of the example shop (1 = 20,000 orders).",
-)
+@scale_option
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--out",
@@ -222,13 +222,7 @@ def run(ctx: click.Context, only: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option(
-    "--scale",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Size of the example shop (1 = 20,000 orders).",
-)
+@scale_option
 @click.pass_context
 @_fail_cleanly
 def demo(ctx: click.Context, scale: float) -> None:

@@ -124,33 +124,27 @@ class DatabaseSource(Source):
             )  # fmt: skip
         return [(r[0], r[1]) for r in rows]
 
-    def _pg_exact_text(self, con: duckdb.DuckDBPyConnection, alias: str) -> set[str]:
-        """PostgreSQL numeric columns without precision (DuckDB would read them as DOUBLE)."""
+    def _pg_special(self, con: duckdb.DuckDBPyConnection, alias: str) -> tuple[set[str], set[str]]:
+        """PostgreSQL columns DuckDB would map loosely: numerics without precision (as
+        DOUBLE: read them as exact text instead) and json/jsonb (as VARCHAR: make JSON)."""
         if self.source.kind != "postgres":
-            return set()
+            return set(), set()
         sql = (
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            f"{quote_str(_schema(self.source))} AND table_name = {quote_str(self.remote_table)} "
-            "AND data_type = 'numeric' AND numeric_precision IS NULL"
+            "SELECT column_name, data_type, numeric_precision IS NULL "
+            "FROM information_schema.columns WHERE table_schema = "
+            f"{quote_str(_schema(self.source))} AND table_name = {quote_str(self.remote_table)}"
         )
         rows = con.execute(f"SELECT * FROM postgres_query({quote_str(alias)}, ?)", [sql]).fetchall()
-        return {r[0] for r in rows}
-
-    def _pg_json(self, con: duckdb.DuckDBPyConnection, alias: str) -> set[str]:
-        if self.source.kind != "postgres":
-            return set()
-        sql = (
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            f"{quote_str(_schema(self.source))} AND table_name = {quote_str(self.remote_table)} "
-            "AND data_type IN ('json', 'jsonb')"
-        )
-        rows = con.execute(f"SELECT * FROM postgres_query({quote_str(alias)}, ?)", [sql]).fetchall()
-        return {r[0] for r in rows}
+        exact_text = {
+            name for name, kind, no_precision in rows if kind == "numeric" and no_precision
+        }
+        json_cols = {name for name, kind, _ in rows if kind in ("json", "jsonb")}
+        return exact_text, json_cols
 
     def _from(self, con: duckdb.DuckDBPyConnection, alias: str, where: str) -> str:
         """The SELECT that reads the table with exact types."""
         columns = self._columns(con, alias)
-        exact_text, json_cols = self._pg_exact_text(con, alias), self._pg_json(con, alias)
+        exact_text, json_cols = self._pg_special(con, alias)
         qualified = f"{alias}.{quote_ident(_schema(self.source))}.{quote_ident(self.remote_table)}"
         if exact_text:
             # push the read down to PostgreSQL, numerics as text, then type the rest here
