@@ -24,9 +24,12 @@ class ExpectationResult:
     observed: Any = None
     sample: list[Any] = field(default_factory=list)
     error: str | None = None
+    batch: str = ""
+    """Which batch of the target it ran on (raw gate), or ''."""
 
     def describe(self) -> str:
-        text = f"{self.target}: {self.expectation}"
+        where = f"{self.target} batch {self.batch}" if self.batch else self.target
+        text = f"{where}: {self.expectation}"
         if self.error:
             return f"{text}: could not run: {self.error}"
         if self.observed is not None:
@@ -84,13 +87,14 @@ def run_gate(
     gate: str,
     suites: list[SuiteSpec],
     database: Path,
-    tables: dict[str, tuple[str, str]],
+    tables: dict[str, list[tuple[str, str, str]]],
     duckdb_config: dict[str, Any],
     read_only: bool = True,
     context: str = "",
 ) -> GateResult:
-    """Validate each suite whose target is in `tables` (target -> (schema, table)) in the
-    DuckDB file `database`; GX pushes every expectation down as SQL."""
+    """Validate each suite on every table of its target in the DuckDB file `database`
+    (`tables`: target -> [(batch label, schema, table)]), one GX checkpoint each; GX
+    pushes every expectation down as SQL."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -117,46 +121,20 @@ def run_gate(
         for suite in suites:
             if suite.target not in tables:
                 continue
-            schema, table = tables[suite.target]
-            asset = datasource.add_table_asset(
-                name=suite.name, table_name=table, schema_name=schema
-            )
-            batch = asset.add_batch_definition_whole_table("whole")
             gx_suite = ctx.suites.add(suite.to_gx())
-            validation = ctx.validation_definitions.add(
-                gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
-            )
-            checkpoint = ctx.checkpoints.add(
-                gx.Checkpoint(name=f"{gate}__{suite.name}", validation_definitions=[validation])
-            )
-            outcome = checkpoint.run()
-            for run_result in outcome.run_results.values():
-                for r in run_result.results:
-                    cfg = r.expectation_config
-                    if cfg is None:
-                        continue
-                    spec = next(
-                        (
-                            s
-                            for s in suite.expectations
-                            if s.type == cfg.type and s.kwargs.items() <= cfg.kwargs.items()
-                        ),
-                        None,
+            for i, (label, schema, table) in enumerate(tables[suite.target]):
+                name = f"{suite.name}__{i}"
+                asset = datasource.add_table_asset(name=name, table_name=table, schema_name=schema)
+                validation = ctx.validation_definitions.add(
+                    gx.ValidationDefinition(
+                        name=name, data=asset.add_batch_definition_whole_table("whole"),
+                        suite=gx_suite,
                     )
-                    error = _exception_message(r.exception_info or {})
-                    res = r.result or {}
-                    results.append(
-                        ExpectationResult(
-                            suite=suite.name,
-                            target=suite.target,
-                            expectation=spec.label() if spec else cfg.type,
-                            severity=str(getattr(cfg.severity, "value", cfg.severity)),
-                            success=bool(r.success),
-                            observed=_observed(res),
-                            sample=list(res.get("partial_unexpected_list") or []),
-                            error=error,
-                        )
-                    )
+                )  # fmt: skip
+                checkpoint = ctx.checkpoints.add(
+                    gx.Checkpoint(name=f"{gate}__{name}", validation_definitions=[validation])
+                )
+                results += _results(suite, label, checkpoint.run())
     finally:
         # GX keeps its one DuckDB connection open (see gx_duckdb); close it so the
         # database file is free for the next writer or reader in this process.
@@ -166,3 +144,36 @@ def run_gate(
     for w in gate_result.warnings:
         log.warning("%s gate warning: %s", gate, w.describe())
     return gate_result
+
+
+def _results(suite: SuiteSpec, batch: str, outcome: Any) -> list[ExpectationResult]:
+    results = []
+    for run_result in outcome.run_results.values():
+        for r in run_result.results:
+            cfg = r.expectation_config
+            if cfg is None:
+                continue
+            spec = next(
+                (
+                    s
+                    for s in suite.expectations
+                    if s.type == cfg.type and s.kwargs.items() <= cfg.kwargs.items()
+                ),
+                None,
+            )
+            error = _exception_message(r.exception_info or {})
+            res = r.result or {}
+            results.append(
+                ExpectationResult(
+                    suite=suite.name,
+                    target=suite.target,
+                    expectation=spec.label() if spec else cfg.type,
+                    severity=str(getattr(cfg.severity, "value", cfg.severity)),
+                    success=bool(r.success),
+                    observed=_observed(res),
+                    sample=list(res.get("partial_unexpected_list") or []),
+                    error=error,
+                    batch=batch,
+                )
+            )
+    return results

@@ -16,7 +16,14 @@ from lake.commit import Written, commit_batch, open_table, recover
 from lake.config import LakeSettings, S3Settings
 from lake.duck import connect
 from lake.errors import InvalidName, LakeConfigError, LakeError
-from lake.state import BatchRecord, TableState, all_states, load_state, mark_gate
+from lake.state import (
+    BatchRecord,
+    TableState,
+    all_states,
+    load_state,
+    mark_gate,
+    quarantine_batch,
+)
 from lake.storage import LocalStorage, S3Storage, Storage, open_storage
 
 
@@ -68,5 +75,6 @@ __all__ = [
     "load_state",
     "mark_gate",
     "open_table",
+    "quarantine_batch",
     "recover",
 ]

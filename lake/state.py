@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 
 from lake import layout
@@ -114,6 +115,25 @@ def mark_gate(storage: Storage, source: str, table: str, load_ids: set[str], out
         if batch.load_id in load_ids:
             batch.gate = outcome
     save_state(storage, state)
+
+
+def quarantine_batch(
+    storage: Storage, source: str, table: str, load_id: str, reason: str
+) -> BatchRecord:
+    """Take a committed batch out of the raw zone (staging no longer reads it) into
+    `quarantine/<source>/<table>/batches/`; its rows count as quarantined, with the reason.
+    Safe to repeat after a crash: the state still points at the object until it moved."""
+    state = load_state(storage, source, table)
+    record = next(b for b in state.batches if b.load_id == load_id)
+    if not record.key.startswith(layout.RAW + "/"):
+        return record  # already set aside
+    load_date = date.fromisoformat(record.key.split("load_date=")[1][:10])
+    new_key = layout.quarantined_batch_key(source, table, load_date, load_id)
+    storage.move(record.key, new_key)
+    record.key, record.diverted, record.gate = new_key, reason, "failed"
+    record.quarantined, record.rows = record.quarantined + record.rows, 0
+    save_state(storage, state)
+    return record
 
 
 def all_states(storage: Storage) -> list[TableState]:

@@ -56,6 +56,11 @@ class Storage(ABC):
         """Keys of the committed objects under a prefix (in-progress writes excluded)."""
 
     @abstractmethod
+    def move(self, key: str, new_key: str) -> None:
+        """Move an object; readers see it at one key or the other (on S3, briefly at both:
+        a copy, then a delete)."""
+
+    @abstractmethod
     def begin_write(self, key: str) -> str:
         """The URI a writer (DuckDB COPY) should write the object for `key` to."""
 
@@ -115,6 +120,11 @@ class LocalStorage(Storage):
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
+
+    def move(self, key: str, new_key: str) -> None:
+        dest = self._path(new_key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(key), dest)
 
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)
@@ -191,6 +201,11 @@ class S3Storage(Storage):
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.settings.bucket, Key=self._key(key))
+
+    def move(self, key: str, new_key: str) -> None:
+        bucket = self.settings.bucket
+        self.client.copy({"Bucket": bucket, "Key": self._key(key)}, bucket, self._key(new_key))
+        self.client.delete_object(Bucket=bucket, Key=self._key(key))
 
     def list(self, prefix: str) -> Iterator[str]:
         strip = len(self.settings.prefix) + 1 if self.settings.prefix else 0

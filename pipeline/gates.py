@@ -1,4 +1,5 @@
-"""Where the gates meet the lake and the warehouse: which data each gate validates."""
+"""Where the gates meet the lake and the warehouse: which data each gate validates, and
+what happens to data that fails."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import defaultdict
 import duckdb
 
 from expectations import GateResult, load_suites, run_gate
-from lake import BatchRecord, all_states, mark_gate
+from lake import BatchRecord, all_states, mark_gate, quarantine_batch
 from lake.duck import connection_config, quote_ident, quote_str
 from pipeline.config import Project
 
@@ -22,52 +23,59 @@ def _gx_config(project: Project) -> dict:
 
 
 def unchecked_batches(project: Project, everything: bool = False) -> list[Batch]:
-    """Batches the raw gate has not passed yet (new, or failed before); or all of them."""
+    """Batches in the raw zone the gate has not passed yet (new ones); or all of them."""
     return [
         (s.source, s.table, b)
         for s in all_states(project.lake.storage)
         for b in s.batches
-        if everything or b.gate != "passed"
+        if b.key.startswith("raw/") and (everything or b.gate != "passed")
     ]
 
 
 def check_raw(project: Project, everything: bool = False) -> GateResult:
-    """Validate the raw batches that have not passed the gate yet (their cost grows with
-    the new data, not the lake); record the verdict on each batch."""
+    """Validate each raw batch that has not passed the gate yet, on its own (the cost grows
+    with the new data, not the lake). A batch that fails a critical expectation is moved
+    out of the raw zone into quarantine, so staging never reads it; the others pass."""
     suites = load_suites(project.expectations_dir, "raw")
-    batches = unchecked_batches(project, everything)
-    by_table: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)
-    for source, table, record in batches:
-        by_table[(source, table)].append(record)
     wanted = {s.target for s in suites}
+    by_table: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)
+    for source, table, record in unchecked_batches(project, everything):
+        by_table[(source, table)].append(record)
     gate_db = project.warehouse_dir / "gate_raw.duckdb"
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
     gate_db.unlink(missing_ok=True)
-    tables: dict[str, tuple[str, str]] = {}
-    load_ids: list[str] = []
+    tables: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     con = project.lake.connect(gate_db)
     try:
         for (source, table), records in sorted(by_table.items()):
-            target = f"{source}.{table}"
-            if target not in wanted:
+            if f"{source}.{table}" not in wanted:
                 continue
-            uris = ", ".join(quote_str(project.lake.uri(r.key)) for r in records)
-            # GX reflects columns without the schema on DuckDB: keep views in `main`
-            view = f"{source}__{table}"
-            con.execute(
-                f"CREATE VIEW main.{quote_ident(view)} AS "
-                f"SELECT * FROM read_parquet([{uris}], union_by_name = true)"
-            )
-            tables[target] = ("main", view)
-            load_ids += [r.load_id for r in records]
+            for n, record in enumerate(records):
+                # GX reflects columns without the schema on DuckDB: keep views in `main`
+                view = f"{source}__{table}__{n}"
+                con.execute(
+                    f"CREATE VIEW main.{quote_ident(view)} AS SELECT * FROM "
+                    f"read_parquet({quote_str(project.lake.uri(record.key))}, "
+                    "hive_partitioning = false)"
+                )
+                tables[f"{source}.{table}"].append((record.load_id, "main", view))
     finally:
         con.close()
-    context = f"batches {', '.join(load_ids)}" if load_ids else ""
-    result = run_gate("raw", suites, gate_db, tables, _gx_config(project), context=context)
-    failed_targets = {r.target for r in result.blocking}
+    result = run_gate("raw", suites, gate_db, dict(tables), _gx_config(project))
+    failed: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in result.blocking:
+        failed[(r.target, r.batch)].append(r.expectation)
+    storage = project.lake.storage
     for (source, table), records in by_table.items():
-        outcome = "failed" if f"{source}.{table}" in failed_targets else "passed"
-        mark_gate(project.lake.storage, source, table, {r.load_id for r in records}, outcome)
+        target = f"{source}.{table}"
+        passed = {r.load_id for r in records if (target, r.load_id) not in failed}
+        if target in wanted:
+            mark_gate(storage, source, table, passed, "passed")
+        for record in records:
+            reasons = failed.get((target, record.load_id))
+            if reasons:
+                quarantine_batch(storage, source, table, record.load_id,
+                                 "failed the raw gate: " + "; ".join(reasons))  # fmt: skip
     return result
 
 
@@ -90,5 +98,5 @@ def check_marts(project: Project) -> GateResult:
     """Validate the freshly built marts in the build database, before publishing."""
     suites = load_suites(project.expectations_dir, "marts")
     schema = project.spec.warehouse.marts_schema
-    tables = {name: (schema, name) for name in mart_tables(project)}
+    tables = {name: [("", schema, name)] for name in mart_tables(project)}
     return run_gate("marts", suites, project.build_db, tables, _gx_config(project))

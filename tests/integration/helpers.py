@@ -69,6 +69,15 @@ def shop_db(project: Project, sql: str, params: tuple = ()) -> None:
     con.close()
 
 
+def shop_rows(project: Project, table: str) -> int:
+    import sqlite3
+
+    con = sqlite3.connect(project.base_dir / "sources" / "shop.sqlite")
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    con.close()
+    return int(row[0])
+
+
 def write_csv(path: Path, header: str, rows: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n" + "\n".join(rows) + "\n")

@@ -7,13 +7,14 @@ import pytest
 from lake import load_state
 from pipeline.errors import StageFailed
 from pipeline.run import run_pipeline
-from tests.integration.helpers import cli, shop_db
+from tests.integration.helpers import cli, raw_rows, serving_scalar, shop_db, shop_rows
 
 
-def test_bad_raw_batch_fails_the_raw_gate_and_keeps_the_published_marts(make_project) -> None:
+def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project) -> None:
     project = make_project()
     run_pipeline(project)
     published = project.serving_db.read_bytes()
+    orders_before = serving_scalar(project, "SELECT count(*) FROM fct_orders")
 
     # the application writes bad orders; the incremental extract picks them up
     for row in [
@@ -24,36 +25,41 @@ def test_bad_raw_batch_fails_the_raw_gate_and_keeps_the_published_marts(make_pro
     ]:
         shop_db(project, "INSERT INTO orders VALUES (?, ?, ?, '2026-04-01 10:00:00', 'EUR', "
                 "4.99, '2026-06-01 00:00:00')", row)  # fmt: skip
-    with pytest.raises(StageFailed) as info:
-        run_pipeline(project)
-    message = str(info.value)
-    state = load_state(project.lake.storage, "shop", "orders")
-    new_load_id = state.batches[-1].load_id
-    assert message.startswith("check_raw failed: raw gate failed")
-    assert new_load_id in message  # the batch
-    assert "shop.orders" in message  # the table
-    assert "expect_column_values_to_not_be_null(column='order_id')" in message
-    assert "expect_column_values_to_be_unique(column='order_id')" in message
-    assert "expect_column_values_to_be_in_set(column='status'" in message
-    assert "'lost'" in message  # a sample of the failing values
-    # the gate only looked at the new batch (the 4 new rows and the lag window's
-    # re-read), not the whole history
-    batch_rows = state.batches[-1].rows
-    assert 4 <= batch_rows < 100 and f"of {batch_rows} rows" in message
-    assert project.serving_db.read_bytes() == published
-    assert state.batches[-1].gate == "failed"
-    assert all(b.gate == "passed" for b in state.batches[:-1])
-
-    # the failed batch is checked again on the next run: the CLI says the same in one
-    # line and exits non-zero
+    # the CLI: one line naming table, batch, expectations, observed values; exit 1
     result = cli(project, "run")
     assert result.returncode == 1
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
     assert len(lines) == 1, result.stderr[-3000:]
-    assert lines[0].startswith("error: check_raw failed: raw gate failed")
+    message = lines[0]
     assert "Traceback" not in result.stderr
+    state = load_state(project.lake.storage, "shop", "orders")
+    bad = state.batches[-1]
+    assert message.startswith("error: check_raw failed: raw gate failed")
+    assert f"shop.orders batch {bad.load_id}: " in message  # the table and the batch
+    assert "expect_column_values_to_not_be_null(column='order_id')" in message
+    assert "expect_column_values_to_be_unique(column='order_id')" in message
+    assert "expect_column_values_to_be_in_set(column='status'" in message
+    assert "'lost'" in message  # a sample of the failing values
+    # only the new batch was checked (4 new rows and the lag window's re-read)
+    assert 4 <= bad.quarantined < 100 and f"of {bad.quarantined} rows" in message
+    assert project.serving_db.read_bytes() == published  # BI still reads the last good marts
+
+    # the batch is out of the raw zone: staging never reads it; status shows it
+    assert bad.gate == "failed" and bad.rows == 0
+    assert bad.key.startswith("quarantine/shop/orders/batches/")
+    assert project.lake.storage.exists(bad.key)
+    assert bad.diverted and "expect_column_values_to_be_unique" in bad.diverted
+    assert all(b.gate == "passed" for b in state.batches[:-1])
+    assert raw_rows(project, "shop", "orders") == shop_rows(project, "orders") - 4
     status = cli(project, "status")
     assert "1 batch(es) FAILED the raw gate" in status.stdout
+
+    # the source is fixed and re-ingested: the run passes and publishes the good orders
+    shop_db(project, "DELETE FROM orders WHERE order_id IS NULL OR customer_id = 6")
+    shop_db(project, "UPDATE orders SET updated_at = '2026-06-02 00:00:00' WHERE order_id > 900000")
+    record = run_pipeline(project)
+    assert record.status == "passed"
+    assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == orders_before + 2
 
 
 def test_failing_mart_gate_publishes_nothing(make_project) -> None:
