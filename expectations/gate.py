@@ -9,7 +9,7 @@ from typing import Any
 
 from expectations import gx_duckdb
 from expectations.errors import GateFailed
-from expectations.suites import SuiteSpec
+from expectations.suites import LABEL, SuiteSpec
 
 log = logging.getLogger("lakehouse.expectations")
 
@@ -63,6 +63,8 @@ class GateResult:
 
 
 def _observed(result: dict[str, Any]) -> Any:
+    if "unexpected_rows" in (result.get("details") or {}):
+        return f"{result.get('observed_value')} offending rows"
     if "observed_value" in result:
         return result["observed_value"]
     if "unexpected_count" in result:
@@ -153,21 +155,14 @@ def _results(suite: SuiteSpec, batch: str, outcome: Any) -> list[ExpectationResu
             cfg = r.expectation_config
             if cfg is None:
                 continue
-            spec = next(
-                (
-                    s
-                    for s in suite.expectations
-                    if s.type == cfg.type and s.kwargs.items() <= cfg.kwargs.items()
-                ),
-                None,
-            )
+            label = (cfg.meta or {}).get(LABEL) or cfg.type
             error = _exception_message(r.exception_info or {})
             res = r.result or {}
             results.append(
                 ExpectationResult(
                     suite=suite.name,
                     target=suite.target,
-                    expectation=spec.label() if spec else cfg.type,
+                    expectation=label,
                     severity=str(getattr(cfg.severity, "value", cfg.severity)),
                     success=bool(r.success),
                     observed=_observed(res),

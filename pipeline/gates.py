@@ -47,6 +47,7 @@ def check_raw(project: Project, everything: bool = False) -> GateResult:
     tables: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     con = project.lake.connect(gate_db)
     try:
+        _context_tables(project, con)
         for (source, table), records in sorted(by_table.items()):
             if f"{source}.{table}" not in wanted:
                 continue
@@ -77,6 +78,27 @@ def check_raw(project: Project, everything: bool = False) -> GateResult:
                 quarantine_batch(storage, source, table, record.load_id,
                                  "failed the raw gate: " + "; ".join(reasons))  # fmt: skip
     return result
+
+
+def _context_tables(project: Project, con: duckdb.DuckDBPyConnection) -> None:
+    """What cross-table expectations may read: every raw table as `<source>__<table>` (its
+    batches in the raw zone) and `lakehouse_batches` (every batch's rows and verdict)."""
+    states = all_states(project.lake.storage)
+    con.execute(
+        "CREATE TABLE lakehouse_batches (source VARCHAR, table_name VARCHAR, load_id VARCHAR, "
+        "rows BIGINT, committed_at TIMESTAMPTZ, gate VARCHAR)"
+    )
+    for s in states:
+        for b in s.batches:
+            con.execute("INSERT INTO lakehouse_batches VALUES (?, ?, ?, ?, ?, ?)",
+                        [s.source, s.table, b.load_id, b.rows, b.committed_at, b.gate])  # fmt: skip
+        keys = [b.key for b in s.batches if b.key.startswith("raw/")]
+        if keys:
+            uris = ", ".join(quote_str(project.lake.uri(k)) for k in keys)
+            con.execute(
+                f"CREATE VIEW main.{quote_ident(f'{s.source}__{s.table}')} AS SELECT * FROM "
+                f"read_parquet([{uris}], union_by_name = true, hive_partitioning = false)"
+            )
 
 
 def mart_tables(project: Project) -> list[str]:

@@ -43,3 +43,11 @@ def _suite(tmp_path: Path, body: str) -> Path:
 def test_suite_errors_name_the_file(tmp_path: Path, body: str, expected: str) -> None:
     with pytest.raises(SuiteError, match=expected):
         load_suites(_suite(tmp_path, body), "raw")
+
+
+def test_every_expectation_of_a_suite_is_kept() -> None:
+    """GX upserts expectation configurations by domain: several SQL (unexpected rows)
+    expectations of a suite would collapse into one. Every one must stay."""
+    for gate in ("raw", "marts"):
+        for suite in load_suites(REPO / "expectations", gate):
+            assert len(suite.to_gx().expectations) == len(suite.expectations), suite.name
