@@ -166,6 +166,35 @@ def check(ctx: click.Context, gate: str, everything: bool) -> None:
     click.echo(f"{gate} gate passed: {len(result.results)} expectations")
 
 
+@main.group()
+def expectations() -> None:
+    """Work with the quality gates' suites (expectations/suites/<gate>/<name>.yml).
+
+    \b
+    Example:
+      lakehouse expectations suggest shop.orders
+    """
+
+
+@expectations.command()
+@click.argument("target")
+@click.option("--force", is_flag=True, help="Replace an existing suite.")
+@click.pass_context
+@_fail_cleanly
+def suggest(ctx: click.Context, target: str, force: bool) -> None:
+    """Profile TARGET (a raw `source.table`, or a mart) and write a starting suite.
+
+    \b
+    Example:
+      lakehouse expectations suggest vendor.reviews
+      lakehouse expectations suggest fct_orders --force
+    """
+    from pipeline.gates import suggest_suite
+
+    path, n = suggest_suite(_project(ctx.find_root()), target, force)
+    click.echo(f"wrote {n} expectations to {path}: review it before the next run")
+
+
 @main.command()
 @click.option("--select", "-s", default=None, help="dbt node selection.")
 @click.pass_context

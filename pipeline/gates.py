@@ -4,11 +4,12 @@ what happens to data that fails."""
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import duckdb
 
 from expectations import GateResult, load_suites, run_gate
-from lake import BatchRecord, all_states, mark_gate, quarantine_batch
+from lake import BatchRecord, all_states, load_state, mark_gate, quarantine_batch
 from lake.duck import connection_config, quote_ident, quote_str
 from pipeline.config import Project
 
@@ -99,6 +100,44 @@ def _context_tables(project: Project, con: duckdb.DuckDBPyConnection) -> None:
                 f"CREATE VIEW main.{quote_ident(f'{s.source}__{s.table}')} AS SELECT * FROM "
                 f"read_parquet([{uris}], union_by_name = true, hive_partitioning = false)"
             )
+
+
+def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[Path, int]:
+    """Profile a raw table (`source.table`) or a mart and write a starting suite for it."""
+    from expectations.errors import SuiteError
+    from expectations.suggest import propose, suite_yaml
+
+    if "." in target:
+        source, table = target.split(".", 1)
+        keys = [b.key for b in load_state(project.lake.storage, source, table).batches
+                if b.key.startswith("raw/")]  # fmt: skip
+        if not keys:
+            raise SuiteError(f"{target}: no batches in the raw zone: run `lakehouse ingest`")
+        con = project.lake.connect()
+        uris = ", ".join(quote_str(project.lake.uri(k)) for k in keys)
+        con.execute(f"CREATE VIEW profiled AS SELECT * FROM read_parquet([{uris}], "
+                    "union_by_name = true, hive_partitioning = false)")  # fmt: skip
+        gate, name = "raw", f"raw__{source}__{table}"
+    else:
+        if target not in mart_tables(project):
+            raise SuiteError(f"{target}: not a mart in {project.build_db}: run `lakehouse build`")
+        con = duckdb.connect(str(project.build_db), read_only=True)
+        con.execute(
+            f"CREATE TEMP VIEW profiled AS SELECT * FROM "
+            f"{quote_ident(project.spec.warehouse.marts_schema)}.{quote_ident(target)}"
+        )
+        gate, name = "marts", target
+    try:
+        expectations = propose(con, "profiled")
+        row = con.execute("SELECT count(*) FROM profiled").fetchone()
+    finally:
+        con.close()
+    path = project.expectations_dir / "suites" / gate / f"{name}.yml"
+    if path.exists() and not force:
+        raise SuiteError(f"{path} exists: edit it, or pass --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(suite_yaml(name, target, expectations, int(row[0]) if row else 0))
+    return path, len(expectations)
 
 
 def mart_tables(project: Project) -> list[str]:

@@ -85,3 +85,33 @@ def test_check_command_runs_a_gate_by_hand(make_project) -> None:
     assert result.returncode == 0, result.stderr
     assert "marts gate passed" in result.stdout
     assert result.stdout.count("ok  ") >= 7
+
+
+def test_suggested_suites_load_and_hold_on_the_data_they_came_from(make_project, tmp_path) -> None:
+    import shutil
+
+    from expectations import load_suites
+    from pipeline.gates import check_marts, suggest_suite
+
+    project = make_project()
+    run_pipeline(project)
+    suites = tmp_path / "own_expectations"
+    shutil.copytree(project.expectations_dir, suites)
+    # point a copy of the project at its own suites folder
+    text = project.path.read_text().replace(str(project.expectations_dir), str(suites))
+    project.path.write_text(text)
+    from pipeline.config import load_project
+
+    project = load_project(project.path, env={})
+    for target in ("vendor.reviews", "dim_customers"):
+        with pytest.raises(Exception, match="exists: edit it, or pass --force"):
+            suggest_suite(project, target)
+        path, n = suggest_suite(project, target, force=True)
+        assert n >= 5 and path.read_text().startswith("# Suggested by")
+    raw = {s.target: s for s in load_suites(suites, "raw")}
+    kinds = {e.type for e in raw["vendor.reviews"].expectations}
+    assert {"expect_column_values_to_be_unique", "expect_column_values_to_be_between",
+            "expect_column_values_to_not_be_null"} <= kinds  # fmt: skip
+    result = check_marts(project)  # the suggested dim_customers suite holds on the mart
+    dims = [r for r in result.results if r.target == "dim_customers"]
+    assert len(dims) >= 5 and all(r.success for r in dims), [r.describe() for r in dims]
