@@ -26,6 +26,8 @@ class ExpectationResult:
     error: str | None = None
     batch: str = ""
     """Which batch of the target it ran on (raw gate), or ''."""
+    query: str | None = None
+    """SQL expectations: the query that returns the offending rows."""
 
     def describe(self) -> str:
         where = f"{self.target} batch {self.batch}" if self.batch else self.target
@@ -63,8 +65,6 @@ class GateResult:
 
 
 def _observed(result: dict[str, Any]) -> Any:
-    if "unexpected_rows" in (result.get("details") or {}):
-        return f"{result.get('observed_value')} offending rows"
     if "observed_value" in result:
         return result["observed_value"]
     if "unexpected_count" in result:
@@ -136,19 +136,44 @@ def run_gate(
                 checkpoint = ctx.checkpoints.add(
                     gx.Checkpoint(name=f"{gate}__{name}", validation_definitions=[validation])
                 )
-                results += _results(suite, label, checkpoint.run())
+                results += _results(suite, label, checkpoint.run(), f"{schema}.{table}")
     finally:
         # GX keeps its one DuckDB connection open (see gx_duckdb); close it so the
         # database file is free for the next writer or reader in this process.
         for ds in [datasource, *ctx.data_sources.all().values()]:
             gx_duckdb.close(ds)
+    _sample_offending_rows(database, duckdb_config, results)
     gate_result = GateResult(gate, results, context)
     for w in gate_result.warnings:
         log.warning("%s gate warning: %s", gate, w.describe())
     return gate_result
 
 
-def _results(suite: SuiteSpec, batch: str, outcome: Any) -> list[ExpectationResult]:
+def _sample_offending_rows(
+    database: Path, config: dict[str, Any], results: list[ExpectationResult]
+) -> None:
+    """GX counts a SQL expectation's offending rows; show a few of them too."""
+    failed = [r for r in results if r.query and not r.success and not r.error]
+    if not failed:
+        return
+    import duckdb
+
+    con = duckdb.connect(str(database), read_only=True, config=config)
+    try:
+        for r in failed:
+            cur = con.execute(f"SELECT * FROM ({r.query}) LIMIT 3")
+            names = [d[0] for d in cur.description or []]
+            r.sample = [
+                {k: v for k, v in zip(names, row, strict=True) if not k.startswith("_")}
+                for row in cur.fetchall()
+            ]
+    except duckdb.Error as exc:
+        log.debug("no sample of offending rows: %s", exc)
+    finally:
+        con.close()
+
+
+def _results(suite: SuiteSpec, batch: str, outcome: Any, relation: str) -> list[ExpectationResult]:
     results = []
     for run_result in outcome.run_results.values():
         for r in run_result.results:
@@ -158,6 +183,10 @@ def _results(suite: SuiteSpec, batch: str, outcome: Any) -> list[ExpectationResu
             label = (cfg.meta or {}).get(LABEL) or cfg.type
             error = _exception_message(r.exception_info or {})
             res = r.result or {}
+            query = None
+            if cfg.type == "unexpected_rows_expectation":
+                query = str(cfg.kwargs["unexpected_rows_query"]).format(batch=relation)
+                res = {**res, "observed_value": f"{res.get('observed_value')} offending rows"}
             results.append(
                 ExpectationResult(
                     suite=suite.name,
@@ -169,6 +198,7 @@ def _results(suite: SuiteSpec, batch: str, outcome: Any) -> list[ExpectationResu
                     sample=list(res.get("partial_unexpected_list") or []),
                     error=error,
                     batch=batch,
+                    query=query,
                 )
             )
     return results
