@@ -133,10 +133,33 @@ def run_gate(
                         suite=gx_suite,
                     )
                 )  # fmt: skip
+                # fast path: pass/fail only; details (observed values, samples) are then
+                # computed for the failures alone, usually none
                 checkpoint = ctx.checkpoints.add(
-                    gx.Checkpoint(name=f"{gate}__{name}", validation_definitions=[validation])
-                )
-                results += _results(suite, label, checkpoint.run(), f"{schema}.{table}")
+                    gx.Checkpoint(name=f"{gate}__{name}", validation_definitions=[validation],
+                                  result_format="BOOLEAN_ONLY")
+                )  # fmt: skip
+                found = _results(suite, label, checkpoint.run(), f"{schema}.{table}")
+                failed = {r.expectation for r in found if not r.success}
+                if failed:
+                    detail = SuiteSpec(suite.name + "__failed", suite.gate, suite.target,
+                                       [e for e in suite.expectations if e.label() in failed],
+                                       suite.path)  # fmt: skip
+                    again = ctx.checkpoints.add(gx.Checkpoint(
+                        name=f"{gate}__{name}__failed", result_format="SUMMARY",
+                        validation_definitions=[ctx.validation_definitions.add(
+                            gx.ValidationDefinition(
+                                name=f"{name}__failed", suite=ctx.suites.add(detail.to_gx()),
+                                data=asset.add_batch_definition_whole_table("again"),
+                            )
+                        )],
+                    ))  # fmt: skip
+                    detailed = {
+                        r.expectation: r
+                        for r in _results(suite, label, again.run(), f"{schema}.{table}")
+                    }
+                    found = [detailed.get(r.expectation, r) for r in found]
+                results += found
     finally:
         # GX keeps its one DuckDB connection open (see gx_duckdb); close it so the
         # database file is free for the next writer or reader in this process.
