@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/ensure-postgres.sh
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m lake.extensions
+	$(BIN)/python -m expectations.docs_assets
 	bash scripts/ensure-postgres.sh
 	mkdir -p data/warehouse
 	touch $(STAMP)

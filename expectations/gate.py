@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expectations import gx_duckdb
+from expectations import docs_assets, gx_duckdb
 from expectations.errors import GateFailed
 from expectations.suites import LABEL, SuiteSpec
 
@@ -46,6 +47,8 @@ class GateResult:
     gate: str
     results: list[ExpectationResult]
     context: str = ""
+    docs: Path | None = None
+    """The Data Docs index of this run, when built."""
 
     @property
     def blocking(self) -> list[ExpectationResult]:
@@ -93,10 +96,12 @@ def run_gate(
     duckdb_config: dict[str, Any],
     read_only: bool = True,
     context: str = "",
+    docs_dir: Path | None = None,
 ) -> GateResult:
     """Validate each suite on every table of its target in the DuckDB file `database`
     (`tables`: target -> [(batch label, schema, table)]), one GX checkpoint each; GX
-    pushes every expectation down as SQL."""
+    pushes every expectation down as SQL. With `docs_dir`, GX Data Docs of this run are
+    built there, with every asset local."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -113,6 +118,14 @@ def run_gate(
             analytics_enabled=False,
         ),
     )
+    if docs_dir is not None:
+        shutil.rmtree(docs_dir, ignore_errors=True)  # the latest run; history: run records
+        ctx.add_data_docs_site("lakehouse", {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })  # fmt: skip
     datasource = ctx.data_sources.add_sql(  # type: ignore[call-arg]  # kwargs: not in the stub
         name=f"{gate}_duckdb",
         connection_string=f"duckdb:///{database}",
@@ -160,6 +173,9 @@ def run_gate(
                     }
                     found = [detailed.get(r.expectation, r) for r in found]
                 results += found
+        if docs_dir is not None:
+            ctx.build_data_docs(site_names=["lakehouse"])
+            docs_assets.localize(docs_dir)
     finally:
         # GX keeps its one DuckDB connection open (see gx_duckdb); close it so the
         # database file is free for the next writer or reader in this process.
@@ -167,6 +183,8 @@ def run_gate(
             gx_duckdb.close(ds)
     _sample_offending_rows(database, duckdb_config, results)
     gate_result = GateResult(gate, results, context)
+    if docs_dir is not None:
+        gate_result.docs = docs_dir / "index.html"
     for w in gate_result.warnings:
         log.warning("%s gate warning: %s", gate, w.describe())
     return gate_result

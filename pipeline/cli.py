@@ -162,6 +162,8 @@ def check(ctx: click.Context, gate: str, everything: bool) -> None:
     for r in result.results:
         mark = "ok  " if r.success else ("FAIL" if r.severity == "critical" else "warn")
         click.echo(f"  {mark} {r.describe()}")
+    if result.docs:
+        click.echo(f"Data Docs: {result.docs}")
     result.raise_for_failures()
     click.echo(f"{gate} gate passed: {len(result.results)} expectations")
 

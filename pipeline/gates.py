@@ -63,7 +63,8 @@ def check_raw(project: Project, everything: bool = False) -> GateResult:
                 tables[f"{source}.{table}"].append((record.load_id, "main", view))
     finally:
         con.close()
-    result = run_gate("raw", suites, gate_db, dict(tables), _gx_config(project))
+    result = run_gate("raw", suites, gate_db, dict(tables), _gx_config(project),
+                      docs_dir=project.warehouse_dir / "data_docs" / "raw")  # fmt: skip
     failed: dict[tuple[str, str], list[str]] = defaultdict(list)
     for r in result.blocking:
         failed[(r.target, r.batch)].append(r.expectation)
@@ -160,4 +161,5 @@ def check_marts(project: Project) -> GateResult:
     suites = load_suites(project.expectations_dir, "marts")
     schema = project.spec.warehouse.marts_schema
     tables = {name: [("", schema, name)] for name in mart_tables(project)}
-    return run_gate("marts", suites, project.build_db, tables, _gx_config(project))
+    return run_gate("marts", suites, project.build_db, tables, _gx_config(project),
+                    docs_dir=project.warehouse_dir / "data_docs" / "marts")  # fmt: skip

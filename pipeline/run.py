@@ -62,6 +62,7 @@ def _gate_details(result: GateResult) -> dict[str, Any]:
         "passed": sum(r.success for r in result.results),
         "failed": [r.describe() for r in result.blocking],
         "warnings": [r.describe() for r in result.warnings],
+        "data_docs": str(result.docs) if result.docs else None,
         "results": [
             {
                 "suite": r.suite,

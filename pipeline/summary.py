@@ -35,6 +35,8 @@ def print_summary(project: Project, record: RunRecord) -> None:
                 f"{g.details.get('expectations')} expectations passed"
                 + (f", {len(g.details['warnings'])} warnings" if g.details.get("warnings") else "")
             )
+            if g.details.get("data_docs"):
+                click.echo(f"  Data Docs: {g.details['data_docs']}")
     click.echo(
         f"\nquery the marts:\n"
         f'  .venv/bin/lakehouse query "select order_date, count(*) orders, '

@@ -115,3 +115,27 @@ def test_suggested_suites_load_and_hold_on_the_data_they_came_from(make_project,
     result = check_marts(project)  # the suggested dim_customers suite holds on the mart
     dims = [r for r in result.results if r.target == "dim_customers"]
     assert len(dims) >= 5 and all(r.success for r in dims), [r.describe() for r in dims]
+
+
+def test_data_docs_are_built_for_both_gates_with_every_asset_local(make_project) -> None:
+    import re
+
+    from expectations.docs_assets import external_assets
+
+    project = make_project()
+    record = run_pipeline(project)
+    for gate in ("raw", "marts"):
+        stage = record.stage(f"check_{gate}")
+        assert stage is not None
+        site = project.warehouse_dir / "data_docs" / gate
+        assert stage.details["data_docs"] == str(site / "index.html")
+        pages = list(site.rglob("*.html"))
+        assert len(pages) > 3  # index, suites, validation results
+        assert external_assets(site) == []  # no stylesheet, script or image needs the network
+        for page in pages:  # and every local one is there
+            text = page.read_text()
+            for ref in re.findall(r"<(?:script|link|img)\b[^>]*?(?:src|href)=\"([^\"#]+)\"", text):
+                if not ref.startswith(("http://", "https://", "data:")):
+                    assert (page.parent / ref).resolve().exists(), (page, ref)
+    index = (project.warehouse_dir / "data_docs" / "raw" / "index.html").read_text()
+    assert "raw__shop__orders" in index and "raw__vendor__reviews" in index
