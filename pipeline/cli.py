@@ -287,6 +287,35 @@ def demo(ctx: click.Context, scale: float) -> None:
     print_summary(project, record)
 
 
+@main.command("example-api")
+@click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1.")
+@click.pass_context
+@_fail_cleanly
+def example_api(ctx: click.Context, port: int) -> None:
+    """Serve the example shop's review vendor API (for `lakehouse run` by hand; `lakehouse
+    demo` runs it itself). Stops with Ctrl-C.
+
+    \b
+    Example:
+      lakehouse example-api &  lakehouse run
+    """
+    import time
+
+    from pipeline.shop_api import ShopApi
+
+    base = cfg.find_project_file(ctx.obj.get("project")).parent
+    reviews = base / "data" / "sources" / "vendor" / "reviews.json"
+    if not reviews.exists():
+        raise ConfigError(f"{reviews} not found: run `lakehouse demo` (or generate) first")
+    with ShopApi(reviews, port=port) as api:
+        click.echo(f"serving {reviews} at {api.url}/v1/reviews (Ctrl-C stops)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
 @main.command()
 @click.argument("sql")
 @click.option("--limit", default=50, show_default=True, help="Rows to print.")

@@ -1,0 +1,45 @@
+with
+
+source as (
+
+    select * from {{ source('vendor', 'reviews') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        cast(review_id as bigint) as review_id,
+        cast(product_id as bigint) as product_id,
+        cast(customer_id as bigint) as customer_id,
+
+        -- attributes
+        nullif(trim(cast(body as varchar)), '') as review_text,
+        cast(author.ip as varchar) as author_ip,
+        cast(author.verified as boolean) as is_verified_author,
+
+        -- numbers
+        cast(rating as integer) as rating,
+
+        -- timestamps (the API sends ISO 8601 in UTC)
+        cast(updated_at as timestamptz) as reviewed_at,
+
+        -- lineage
+        _load_id,
+        _ingested_at
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+    qualify row_number() over (
+        partition by review_id order by reviewed_at desc, _ingested_at desc
+    ) = 1
+
+)
+
+select * from final
