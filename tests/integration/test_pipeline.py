@@ -141,3 +141,35 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     assert types["shipping_amount"] == "DECIMAL(12,2)"
     assert types["ordered_at"] == "TIMESTAMP WITH TIME ZONE"
     assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == counts["orders"]
+
+
+def test_daily_revenue_reconciles_with_the_source_database(
+    make_project: ProjectFactory, shop_sources
+) -> None:
+    """mart_daily_kpis' revenue for a period = the order lines in the shop's database."""
+    src_dir, _ = shop_sources
+    project = make_project()
+    assert run_pipeline(project).status == "passed"
+    shopdb = connect()
+    shopdb.execute(f"ATTACH '{src_dir}/shop.sqlite' AS src (TYPE sqlite, READ_ONLY)")
+    expected = shopdb.sql(
+        """
+        WITH revenue_orders AS (
+            SELECT order_id, shipping_amount::DECIMAL(12, 2) AS shipping
+            FROM src.orders
+            WHERE status NOT IN ('cancelled', 'returned')
+              AND ordered_at::TIMESTAMP >= '2026-02-01' AND ordered_at::TIMESTAMP < '2026-03-01'
+        )
+        SELECT (SELECT sum(i.quantity * i.unit_price::DECIMAL(12, 2)
+                           - i.discount_amount::DECIMAL(12, 2))
+                FROM src.order_items i JOIN revenue_orders USING (order_id))
+             + (SELECT sum(shipping) FROM revenue_orders)
+        """
+    ).fetchone()
+    assert expected is not None and expected[0] > 0
+    revenue = serving_scalar(
+        project,
+        "SELECT sum(revenue) FROM mart_daily_kpis "
+        "WHERE kpi_date >= DATE '2026-02-01' AND kpi_date < DATE '2026-03-01'",
+    )
+    assert revenue == expected[0]  # to the cent
