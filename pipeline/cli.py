@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -214,6 +215,33 @@ def build(ctx: click.Context, select: str | None) -> None:
     if not result.ok:
         raise StageFailed("build", "dbt: " + "; ".join(result.failures))
     click.echo(f"dbt build passed: {result.models} models, {result.tests_passed} tests")
+
+
+@main.command()
+@click.option("--serve", is_flag=True, help="Serve the site on 127.0.0.1 after building it.")
+@click.option("--port", default=8080, show_default=True)
+@click.pass_context
+@_fail_cleanly
+def docs(ctx: click.Context, serve: bool, port: int) -> None:
+    """Build dbt's documentation site for the models (offline) and say where it is.
+
+    \b
+    Example:
+      lakehouse docs --serve
+    """
+    from pipeline.transform import docs_site
+
+    site = docs_site(_project(ctx))
+    click.echo(f"dbt docs: {site / 'index.html'}")
+    if serve:
+        import functools
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
+        with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+            click.echo(f"serving http://127.0.0.1:{port}/ (Ctrl-C stops)")
+            with contextlib.suppress(KeyboardInterrupt):
+                server.serve_forever()
 
 
 @main.command()

@@ -132,10 +132,10 @@ def generate(out_dir: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int
     counts: dict[str, int] = {}
     for table, sql in TABLES_SQL.items():
         con.execute(f"CREATE TABLE {table} AS {sql.format(**params)}")
+    counts["reviews"] = _reviews(con, out_dir / "vendor", size)  # may adjust customers
     _write_sqlite(con, out_dir / "shop.sqlite", list(TABLES_SQL))
     for table in TABLES_SQL:
         counts[table] = _count(con, table)
-    counts["reviews"] = _reviews(con, out_dir / "vendor", size)
     counts["catalog"] = _catalog(con, out_dir / "suppliers")
     counts["sensor_readings"] = _sensors(con, out_dir / "iot", scale)
     counts["clickstream"] = _clickstream(con, out_dir / "web", size)
@@ -209,6 +209,23 @@ def _reviews(con: DuckDBPyConnection, out: Path, size: ShopSize) -> int:
          "body": body, "updated_at": ts, "author": {"ip": ip, "verified": rid % 3 != 0}}
         for rid, pid, cid, rating, body, ts, ip in rows
     ]  # fmt: skip
+    # a fraud ring, for fct_reviews to find: three accounts created the day before, six
+    # 5-star reviews each within an hour, one IP, the same text, products never bought
+    ring = con.execute(
+        "SELECT customer_id FROM customers ORDER BY hash(customer_id, 'ring') LIMIT 3"
+    ).fetchall()
+    for n, (customer_id,) in enumerate(ring):
+        con.execute("UPDATE customers SET created_at = TIMESTAMP '2026-03-13 09:00:00' "
+                    "WHERE customer_id = ?", [customer_id])  # fmt: skip
+        for k in range(6):
+            reviews.append({
+                "review_id": size.reviews + n * 6 + k + 1, "product_id": 1 + (n * 6 + k) * 7
+                % size.products, "customer_id": customer_id, "rating": 5,
+                "body": "Best product ever, buy it now!!!",
+                "updated_at": f"2026-03-14T10:{n * 6 + k:02d}:00Z",
+                "author": {"ip": "203.0.113.7", "verified": False},
+            })  # fmt: skip
+    reviews.sort(key=lambda r: (r["updated_at"], r["review_id"]))
     (out / "reviews.json").write_text(json.dumps(reviews))
     return len(reviews)
 

@@ -113,6 +113,16 @@ def _read_run_results(project: Project, result: DbtResult) -> None:
             result.tests_passed += 1
 
 
+def docs_site(project: Project) -> Path:
+    """`dbt docs generate`: the static site (index.html, manifest, catalog)."""
+    from pipeline.errors import StageFailed
+
+    result = run_dbt(project, ["docs", "generate"])
+    if not result.ok:
+        raise StageFailed("docs", "dbt docs generate: " + "; ".join(result.failures))
+    return project.warehouse_dir / "dbt" / "target"
+
+
 def build(project: Project, select: str | None = None, quiet: bool = True) -> DbtResult:
     args = ["build"] + (["--select", select] if select else [])
     return run_dbt(project, args, quiet=quiet)

@@ -116,3 +116,18 @@ def test_failed_dbt_build_names_the_failing_test(make_project) -> None:
         "test relationships(order_id -> stg_shop__orders.order_id) on stg_shop__order_items: "
         "Got 1 result, configured to fail if != 0"
     ) in result.failures, result.failures
+
+
+def test_dbt_docs_generate_offline(make_project) -> None:
+    from expectations.docs_assets import external_assets
+
+    project = make_project()
+    run_pipeline(project)
+    from tests.integration.helpers import cli
+
+    result = cli(project, "docs")
+    assert result.returncode == 0, result.stderr
+    site = project.warehouse_dir / "dbt" / "target"
+    assert f"dbt docs: {site / 'index.html'}" in result.stdout
+    assert (site / "catalog.json").exists() and (site / "manifest.json").exists()
+    assert external_assets(site) == []  # dbt's site is one self-contained page
