@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -229,19 +228,14 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
     Example:
       lakehouse docs --serve
     """
+    from pipeline.serve import serve_folder
     from pipeline.transform import docs_site
 
     site = docs_site(_project(ctx))
     click.echo(f"dbt docs: {site / 'index.html'}")
     if serve:
-        import functools
-        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-        handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
-        with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-            click.echo(f"serving http://127.0.0.1:{port}/ (Ctrl-C stops)")
-            with contextlib.suppress(KeyboardInterrupt):
-                server.serve_forever()
+        click.echo(f"serving http://127.0.0.1:{port}/ (Ctrl-C stops)")
+        serve_folder(site, port)
 
 
 @main.command()
@@ -327,21 +321,14 @@ def example_api(ctx: click.Context, port: int) -> None:
     Example:
       lakehouse example-api &  lakehouse run
     """
-    import time
-
-    from pipeline.shop_api import ShopApi
+    from pipeline.shop_api import serve_until_interrupted
 
     base = cfg.find_project_file(ctx.obj.get("project")).parent
     reviews = base / "data" / "sources" / "vendor" / "reviews.json"
     if not reviews.exists():
         raise ConfigError(f"{reviews} not found: run `lakehouse demo` (or generate) first")
-    with ShopApi(reviews, port=port) as api:
-        click.echo(f"serving {reviews} at {api.url}/v1/reviews (Ctrl-C stops)")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    click.echo(f"serving {reviews} at http://127.0.0.1:{port}/v1/reviews (Ctrl-C stops)")
+    serve_until_interrupted(reviews, port)
 
 
 @main.command()

@@ -7,9 +7,11 @@ that has the old file open keeps reading it; the next reader opens the new one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
@@ -49,6 +51,19 @@ def publish(project: Project, run_id: str | None = None) -> list[str]:
         os.fsync(fh.fileno())
     os.replace(tmp, project.serving_db)
     return tables
+
+
+def serve_folder(folder: Path, port: int) -> None:
+    """Serve a static site (dbt docs, Data Docs) on 127.0.0.1 until Ctrl-C."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    with (
+        ThreadingHTTPServer(("127.0.0.1", port), handler) as server,
+        contextlib.suppress(KeyboardInterrupt),
+    ):
+        server.serve_forever()
 
 
 def connect_serving(project: Project) -> duckdb.DuckDBPyConnection:

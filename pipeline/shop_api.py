@@ -7,8 +7,10 @@ under `data`. Tests use the same server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -69,3 +71,10 @@ class ShopApi:
                 return self._json(200, {"data": chunk, "page": page, "total": len(rows)})
 
         return Handler
+
+
+def serve_until_interrupted(reviews_file: Path, port: int) -> None:
+    """`lakehouse example-api`: the vendor API in the foreground, until Ctrl-C."""
+    with ShopApi(reviews_file, port=port), contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)

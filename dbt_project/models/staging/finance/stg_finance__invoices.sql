@@ -37,9 +37,7 @@ renamed as (
 final as (
 
     select * from renamed
-    qualify row_number() over (
-        partition by invoice_document_id order by _ingested_at desc
-    ) = 1
+    {{ latest_version('invoice_document_id', '_ingested_at desc') }}
 
 )
 

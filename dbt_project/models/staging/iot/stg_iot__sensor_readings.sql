@@ -31,9 +31,7 @@ final as (
 
     -- a re-sent file repeats readings: one per sensor and instant
     select * from renamed
-    qualify row_number() over (
-        partition by sensor_id, read_at order by _ingested_at desc, _load_id desc
-    ) = 1
+    {{ latest_version('sensor_id, read_at') }}
 
 )
 

@@ -32,9 +32,7 @@ renamed as (
 final as (
 
     select * from renamed
-    qualify row_number() over (
-        partition by customer_id order by _ingested_at desc, _load_id desc
-    ) = 1
+    {{ latest_version('customer_id') }}
 
 )
 

@@ -31,9 +31,7 @@ renamed as (
 final as (
 
     select * from renamed
-    qualify row_number() over (
-        partition by product_id, warehouse_id order by _ingested_at desc, _load_id desc
-    ) = 1
+    {{ latest_version('product_id, warehouse_id') }}
 
 )
 

@@ -30,9 +30,7 @@ renamed as (
 final as (
 
     select * from renamed
-    qualify row_number() over (
-        partition by order_item_id order by _ingested_at desc, _load_id desc
-    ) = 1
+    {{ latest_version('order_item_id') }}
 
 )
 

@@ -36,9 +36,7 @@ final as (
 
     -- the latest version of each order across batches (incremental extracts overlap)
     select * from renamed
-    qualify row_number() over (
-        partition by order_id order by updated_at desc, _ingested_at desc, _load_id desc
-    ) = 1
+    {{ latest_version('order_id', 'updated_at desc, _ingested_at desc, _load_id desc') }}
 
 )
 

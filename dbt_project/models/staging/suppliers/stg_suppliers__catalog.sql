@@ -31,9 +31,7 @@ renamed as (
 final as (
 
     select * from renamed
-    qualify row_number() over (
-        partition by supplier_id, sku order by _ingested_at desc, _load_id desc
-    ) = 1
+    {{ latest_version('supplier_id, sku') }}
 
 )
 

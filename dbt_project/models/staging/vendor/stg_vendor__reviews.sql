@@ -36,9 +36,7 @@ renamed as (
 final as (
 
     select * from renamed
-    qualify row_number() over (
-        partition by review_id order by reviewed_at desc, _ingested_at desc
-    ) = 1
+    {{ latest_version('review_id', 'reviewed_at desc, _ingested_at desc') }}
 
 )
 

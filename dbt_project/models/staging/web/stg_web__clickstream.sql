@@ -33,9 +33,7 @@ renamed as (
 final as (
 
     select * from renamed
-    qualify row_number() over (
-        partition by session_id, event_name order by event_at, _ingested_at desc
-    ) = 1
+    {{ latest_version('session_id, event_name', 'event_at, _ingested_at desc') }}
 
 )
 
