@@ -36,6 +36,12 @@ class BatchRecord:
     """What identified the input (e.g. file size, mtime and content digest)."""
     gate: str | None = None
     """Outcome of the raw quality gate: None (not checked yet), 'passed' or 'failed'."""
+
+    @property
+    def in_raw_zone(self) -> bool:
+        """Readers (staging) see it: not set aside in quarantine."""
+        return self.key.startswith(layout.RAW + "/")
+
     diverted: str | None = None
     """Why the whole batch went to quarantine instead of raw (e.g. a schema change)."""
 
@@ -125,7 +131,7 @@ def quarantine_batch(
     Safe to repeat after a crash: the state still points at the object until it moved."""
     state = load_state(storage, source, table)
     record = next(b for b in state.batches if b.load_id == load_id)
-    if not record.key.startswith(layout.RAW + "/"):
+    if not record.in_raw_zone:
         return record  # already set aside
     load_date = date.fromisoformat(record.key.split("load_date=")[1][:10])
     new_key = layout.quarantined_batch_key(source, table, load_date, load_id)

@@ -9,11 +9,9 @@ from pathlib import Path
 import duckdb
 
 from expectations import GateResult, load_suites, run_gate
-from lake import BatchRecord, all_states, load_state, mark_gate, quarantine_batch
+from lake import BatchRecord, TableState, all_states, load_state, mark_gate, quarantine_batch
 from lake.duck import connection_config, quote_ident, quote_str
 from pipeline.config import Project
-
-Batch = tuple[str, str, BatchRecord]
 
 
 def _gx_config(project: Project) -> dict:
@@ -23,14 +21,13 @@ def _gx_config(project: Project) -> dict:
     return config
 
 
-def unchecked_batches(project: Project, everything: bool = False) -> list[Batch]:
-    """Batches in the raw zone the gate has not passed yet (new ones); or all of them."""
-    return [
-        (s.source, s.table, b)
-        for s in all_states(project.lake.storage)
-        for b in s.batches
-        if b.key.startswith("raw/") and (everything or b.gate != "passed")
-    ]
+def _raw_view(project: Project, con: duckdb.DuckDBPyConnection, view: str, keys: list[str]) -> None:
+    """`view` over the given batch objects (columns by name across batches)."""
+    uris = ", ".join(quote_str(project.lake.uri(k)) for k in keys)
+    con.execute(
+        f"CREATE VIEW main.{quote_ident(view)} AS SELECT * FROM "
+        f"read_parquet([{uris}], union_by_name = true, hive_partitioning = false)"
+    )
 
 
 def check_raw(project: Project, everything: bool = False) -> GateResult:
@@ -39,27 +36,26 @@ def check_raw(project: Project, everything: bool = False) -> GateResult:
     out of the raw zone into quarantine, so staging never reads it; the others pass."""
     suites = load_suites(project.expectations_dir, "raw")
     wanted = {s.target for s in suites}
+    states = all_states(project.lake.storage)
     by_table: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)
-    for source, table, record in unchecked_batches(project, everything):
-        by_table[(source, table)].append(record)
+    for s in states:  # in the raw zone, not passed yet (new ones); or all of them
+        for b in s.batches:
+            if b.in_raw_zone and (everything or b.gate != "passed"):
+                by_table[(s.source, s.table)].append(b)
     gate_db = project.warehouse_dir / "gate_raw.duckdb"
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
     gate_db.unlink(missing_ok=True)
     tables: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     con = project.lake.connect(gate_db)
     try:
-        _context_tables(project, con)
+        _context_tables(project, con, states)
         for (source, table), records in sorted(by_table.items()):
             if f"{source}.{table}" not in wanted:
                 continue
             for n, record in enumerate(records):
                 # GX reflects columns without the schema on DuckDB: keep views in `main`
                 view = f"{source}__{table}__{n}"
-                con.execute(
-                    f"CREATE VIEW main.{quote_ident(view)} AS SELECT * FROM "
-                    f"read_parquet({quote_str(project.lake.uri(record.key))}, "
-                    "hive_partitioning = false)"
-                )
+                _raw_view(project, con, view, [record.key])
                 tables[f"{source}.{table}"].append((record.load_id, "main", view))
     finally:
         con.close()
@@ -82,10 +78,11 @@ def check_raw(project: Project, everything: bool = False) -> GateResult:
     return result
 
 
-def _context_tables(project: Project, con: duckdb.DuckDBPyConnection) -> None:
+def _context_tables(
+    project: Project, con: duckdb.DuckDBPyConnection, states: list[TableState]
+) -> None:
     """What cross-table expectations may read: every raw table as `<source>__<table>` (its
     batches in the raw zone) and `lakehouse_batches` (every batch's rows and verdict)."""
-    states = all_states(project.lake.storage)
     con.execute(
         "CREATE TABLE lakehouse_batches (source VARCHAR, table_name VARCHAR, load_id VARCHAR, "
         "rows BIGINT, committed_at TIMESTAMPTZ, gate VARCHAR)"
@@ -94,13 +91,9 @@ def _context_tables(project: Project, con: duckdb.DuckDBPyConnection) -> None:
         for b in s.batches:
             con.execute("INSERT INTO lakehouse_batches VALUES (?, ?, ?, ?, ?, ?)",
                         [s.source, s.table, b.load_id, b.rows, b.committed_at, b.gate])  # fmt: skip
-        keys = [b.key for b in s.batches if b.key.startswith("raw/")]
+        keys = [b.key for b in s.batches if b.in_raw_zone]
         if keys:
-            uris = ", ".join(quote_str(project.lake.uri(k)) for k in keys)
-            con.execute(
-                f"CREATE VIEW main.{quote_ident(f'{s.source}__{s.table}')} AS SELECT * FROM "
-                f"read_parquet([{uris}], union_by_name = true, hive_partitioning = false)"
-            )
+            _raw_view(project, con, f"{s.source}__{s.table}", keys)
 
 
 def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[Path, int]:
@@ -110,14 +103,12 @@ def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[P
 
     if "." in target:
         source, table = target.split(".", 1)
-        keys = [b.key for b in load_state(project.lake.storage, source, table).batches
-                if b.key.startswith("raw/")]  # fmt: skip
+        state = load_state(project.lake.storage, source, table)
+        keys = [b.key for b in state.batches if b.in_raw_zone]
         if not keys:
             raise SuiteError(f"{target}: no batches in the raw zone: run `lakehouse ingest`")
         con = project.lake.connect()
-        uris = ", ".join(quote_str(project.lake.uri(k)) for k in keys)
-        con.execute(f"CREATE VIEW profiled AS SELECT * FROM read_parquet([{uris}], "
-                    "union_by_name = true, hive_partitioning = false)")  # fmt: skip
+        _raw_view(project, con, "profiled", keys)
         gate, name = "raw", f"raw__{source}__{table}"
     else:
         if target not in mart_tables(project):

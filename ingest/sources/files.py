@@ -50,9 +50,15 @@ class FileSource(Source):
 
     def digest(self, filename: str) -> str:
         if filename.startswith("s3://"):
+            storage = self.lake.storage
+            if not isinstance(storage, S3Storage):
+                raise IngestError(
+                    self.source.name, self.table.name,
+                    "files on S3 need the lake on S3 (its S3 settings)", filename,
+                )  # fmt: skip
             bucket, _, key = filename[5:].partition("/")
-            client = S3Storage(self.lake.settings).client
-            return "etag:" + client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+            head = storage.client.head_object(Bucket=bucket, Key=key)  # one client, cached
+            return "etag:" + head["ETag"].strip('"')
         # a content identity, not a security boundary: xxh3-128 reads at memory speed
         # (~8x SHA-256 here), which keeps hashing a small part of landing a file
         digest = xxhash.xxh3_128()
