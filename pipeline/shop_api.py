@@ -7,6 +7,7 @@ under `data`. Tests use the same server.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import threading
@@ -23,6 +24,8 @@ class ShopApi:
     def __init__(self, reviews_file: Path, token: str = DEMO_TOKEN, port: int = 0) -> None:
         self.reviews_file, self.token = reviews_file, token
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._lock = threading.Lock()
+        self._cache: tuple[int, list[dict[str, Any]], list[str]] | None = None
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -40,6 +43,18 @@ class ShopApi:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def reviews_since(self, since: str) -> list[dict[str, Any]]:
+        """Reviews updated after `since`, oldest first; the file is parsed once per change
+        (a page is a slice, so a large shop pages in linear time)."""
+        with self._lock:
+            stamp = self.reviews_file.stat().st_mtime_ns
+            if self._cache is None or self._cache[0] != stamp:
+                rows = json.loads(self.reviews_file.read_text())
+                rows.sort(key=lambda r: (r["updated_at"], r["review_id"]))
+                self._cache = (stamp, rows, [r["updated_at"] for r in rows])
+            _, rows, keys = self._cache
+        return rows[bisect.bisect_right(keys, since) :]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -64,8 +79,7 @@ class ShopApi:
                     return self._json(404, {"error": "not found"})
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 since = q.get("updated_since", "")
-                rows = [r for r in json.loads(api.reviews_file.read_text())
-                        if r["updated_at"] > since]  # fmt: skip
+                rows = api.reviews_since(since)
                 page, size = int(q.get("page", 1)), min(int(q.get("per_page", 100)), 500)
                 chunk = rows[(page - 1) * size : page * size]
                 return self._json(200, {"data": chunk, "page": page, "total": len(rows)})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from duckdb import DuckDBPyConnection
@@ -73,12 +74,13 @@ def _pick(values: tuple[str, ...], expr: str) -> str:
 
 TABLES_SQL = {
     "customers": """
-        SELECT i AS customer_id,
-               lower({first}) || '.' || i || '@Example.COM' AS email,
-               {first} AS first_name, {last} AS last_name, {country} AS country,
-               TIMESTAMP '2025-01-01' + to_seconds((r(i, 'ct') * 365 * 86400)::BIGINT)
-                 AS created_at
-        FROM range(1, {customers} + 1) t(i)""",
+        SELECT *, created_at AS updated_at FROM (
+          SELECT i AS customer_id,
+                 lower({first}) || '.' || i || '@Example.COM' AS email,
+                 {first} AS first_name, {last} AS last_name, {country} AS country,
+                 TIMESTAMP '2025-01-01' + to_seconds((r(i, 'ct') * 365 * 86400)::BIGINT)
+                   AS created_at
+          FROM range(1, {customers} + 1) t(i))""",
     "products": """
         SELECT i AS product_id, 'SKU-' || lpad(i::VARCHAR, 6, '0') AS sku,
                {category} || ' item ' || i AS product_name, {category} AS category,
@@ -87,15 +89,24 @@ TABLES_SQL = {
                r(i, 'cold') < 0.15 AS needs_cold_storage
         FROM range(1, {products} + 1) t(i)""",
     "orders": """
-        SELECT i AS order_id,
-               1 + (r(i, 'cu') * {customers})::BIGINT % {customers} AS customer_id,
-               {status} AS status, ts AS ordered_at, 'EUR' AS currency,
-               (CASE WHEN r(i, 'sh') < 0.3 THEN 0 ELSE 4.99 END)::DECIMAL(12, 2)::VARCHAR
-                 AS shipping_amount,
-               ts + to_seconds((r(i, 'up') * 5 * 86400)::BIGINT) AS updated_at
-        FROM (SELECT i, TIMESTAMP '2026-01-01'
-                        + to_seconds((r(i, 'ts') * {months} * 30 * 86400)::BIGINT) AS ts
-              FROM range(1, {orders} + 1) t(i))""",
+        SELECT *, coalesce(delivered_at, shipped_at, ordered_at)
+                    + to_seconds((60 + r(order_id, 'up') * 86400)::BIGINT) AS updated_at
+        FROM (
+          SELECT *, CASE WHEN status IN ('delivered', 'returned') THEN shipped_at
+                      + to_seconds((86400 + r(order_id, 'dl') * 4 * 86400)::BIGINT) END
+                      AS delivered_at
+          FROM (
+            SELECT i AS order_id,
+                   1 + (r(i, 'cu') * {customers})::BIGINT % {customers} AS customer_id,
+                   {status} AS status, ts AS ordered_at, 'EUR' AS currency,
+                   (CASE WHEN r(i, 'sh') < 0.3 THEN 0 ELSE 4.99 END)::DECIMAL(12, 2)::VARCHAR
+                     AS shipping_amount,
+                   CASE WHEN {status} IN ('shipped', 'delivered', 'returned') THEN ts
+                          + to_seconds((3600 + r(i, 'sp') * 3 * 86400)::BIGINT) END
+                     AS shipped_at
+            FROM (SELECT i, TIMESTAMP '2026-01-01'
+                            + to_seconds((r(i, 'ts') * {months} * 30 * 86400)::BIGINT) AS ts
+                  FROM range(1, {orders} + 1) t(i))))""",
     "order_items": """
         SELECT row_number() OVER (ORDER BY o.order_id, n) AS order_item_id, o.order_id,
                p.product_id, 1 + (r(o.order_id * 7 + n, 'q') * 3)::INT AS quantity,
@@ -163,6 +174,64 @@ def load_into_postgres(sqlite_path: Path, dsn: str, schema: str = "public") -> N
     con.close()
 
 
+def next_day(db_path: Path, fraction: float = 0.01, seed: int = 7) -> dict[str, int]:
+    """A day of business on an existing shop database (SQLite): `fraction` more orders
+    (with their lines), as many placed orders shipped, and as many customers who moved
+    country. Every change is stamped later than anything already there, as the shop's
+    application would, so incremental extracts and full dumps both pick it up."""
+    con = connect()
+    con.execute(f"CREATE MACRO r(i, salt) AS (hash(i, salt, {int(seed)}) % 1000003) / 1000003.0")
+    con.execute(f"ATTACH {quote_str(str(db_path))} AS shop (TYPE sqlite)")
+    row = con.execute("""
+        SELECT (SELECT max(order_id) FROM shop.orders), (SELECT count(*) FROM shop.orders),
+               (SELECT max(order_item_id) FROM shop.order_items),
+               (SELECT max(updated_at)::TIMESTAMP FROM shop.orders),
+               (SELECT max(updated_at)::TIMESTAMP FROM shop.customers),
+               (SELECT count(*) FROM shop.customers)""").fetchone()
+    assert row is not None
+    last_order, orders, last_item, orders_at, customers_at, customers = row
+    n = max(1, int(orders * fraction))
+    con.execute(f"""CREATE TEMP TABLE new_orders AS
+        SELECT {last_order} + i AS order_id,
+               1 + (r(i, 'cu') * {customers})::BIGINT % {customers} AS customer_id,
+               'placed' AS status, ts AS ordered_at, 'EUR' AS currency,
+               '4.99' AS shipping_amount, NULL::TIMESTAMP AS shipped_at,
+               NULL::TIMESTAMP AS delivered_at, ts AS updated_at
+        FROM (SELECT i, TIMESTAMP '{orders_at}' + to_seconds(i) AS ts
+              FROM range(1, {n} + 1) t(i))""")
+    con.execute(f"""INSERT INTO shop.order_items
+        SELECT {last_item} + row_number() OVER (ORDER BY o.order_id, n), o.order_id,
+               p.product_id, 1 + (r(o.order_id * 7 + n, 'q') * 3)::INT, p.unit_price, '0'
+        FROM new_orders o, range(0, 1 + (r(o.order_id, 'n') * 4)::INT) AS lines(n),
+             (SELECT product_id, unit_price, row_number() OVER (ORDER BY product_id) AS k,
+                     count(*) OVER () AS products FROM shop.products) p
+        WHERE p.k = 1 + (r(o.order_id * 7 + n, 'pr') * p.products)::BIGINT % p.products""")
+    con.execute("INSERT INTO shop.orders SELECT * FROM new_orders")
+    items = con.execute(
+        f"SELECT count(*) FROM shop.order_items WHERE order_item_id > {last_item}"
+    ).fetchone()
+    con.close()
+    moved = max(1, int(customers * fraction))
+    db = sqlite3.connect(db_path)  # (DuckDB's SQLite scanner cannot UPDATE timestamp rows)
+    with db:
+        shipped_at = str(orders_at + timedelta(days=1))
+        db.execute(
+            "UPDATE orders SET status = 'shipped', shipped_at = ?, updated_at = ? WHERE order_id"
+            " IN (SELECT order_id FROM orders WHERE status = 'placed' AND order_id <= ?"
+            "     ORDER BY (order_id * 7919 + ?) % 10007 LIMIT ?)",
+            (shipped_at, shipped_at, last_order, seed, n),
+        )
+        db.execute(
+            "UPDATE customers SET country = CASE WHEN country = 'DE' THEN 'FR' ELSE 'DE' END,"
+            " updated_at = ? WHERE customer_id IN"
+            " (SELECT customer_id FROM customers"
+            "  ORDER BY (customer_id * 7919 + ?) % 10007 LIMIT ?)",
+            (str(customers_at + timedelta(days=1)), seed, moved),
+        )
+    db.close()
+    return {"orders": n, "order_items": int(items[0]) if items else 0, "shipped": n, "moved": moved}
+
+
 def _count(con: DuckDBPyConnection, table: str) -> int:
     row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(row[0]) if row else 0
@@ -215,7 +284,8 @@ def _reviews(con: DuckDBPyConnection, out: Path, size: ShopSize) -> int:
         "SELECT customer_id FROM customers ORDER BY hash(customer_id, 'ring') LIMIT 3"
     ).fetchall()
     for n, (customer_id,) in enumerate(ring):
-        con.execute("UPDATE customers SET created_at = TIMESTAMP '2026-03-13 09:00:00' "
+        con.execute("UPDATE customers SET created_at = TIMESTAMP '2026-03-13 09:00:00', "
+                    "updated_at = TIMESTAMP '2026-03-13 09:00:00' "
                     "WHERE customer_id = ?", [customer_id])  # fmt: skip
         for k in range(6):
             reviews.append({

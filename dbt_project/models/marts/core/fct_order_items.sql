@@ -1,3 +1,9 @@
+-- Incremental: rebuilds the lines of the orders that changed since the last build (new
+-- lines, or a new version of their order); a full refresh gives the same table.
+{{ config(materialized='incremental', unique_key='order_item_id', on_schema_change='append_new_columns') }}
+{%- set lines_seen = lake_watermark('_ingested_at') %}
+{%- set orders_seen = lake_watermark('_order_ingested_at') %}
+
 with
 
 order_items as (
@@ -9,6 +15,14 @@ order_items as (
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
+
+),
+
+changed_orders as (
+
+    select order_id from order_items where {{ landed_after(lines_seen, partitioned=false) }}
+    union
+    select order_id from orders where {{ landed_after(orders_seen, partitioned=false) }}
 
 ),
 
@@ -34,10 +48,17 @@ final as (
 
         -- timestamps
         orders.ordered_at,
-        cast(orders.ordered_at as date) as order_date
+        cast(orders.ordered_at as date) as order_date,
+
+        -- lineage (what the next incremental build starts from)
+        order_items._ingested_at,
+        orders._ingested_at as _order_ingested_at
 
     from order_items
     inner join orders on order_items.order_id = orders.order_id
+    {%- if is_incremental() %}
+    where order_items.order_id in (select order_id from changed_orders)
+    {%- endif %}
 
 )
 

@@ -1,3 +1,9 @@
+-- Incremental: rebuilds the orders that changed since the last build (a new version of
+-- the order, or new lines); a full refresh gives the same table.
+{{ config(materialized='incremental', unique_key='order_id', on_schema_change='append_new_columns') }}
+{%- set orders_seen = lake_watermark('_ingested_at') %}
+{%- set lines_seen = lake_watermark('_lines_ingested_at') %}
+
 with
 
 orders as (
@@ -12,6 +18,20 @@ order_items as (
 
 ),
 
+status_history as (
+
+    select * from {{ ref('fct_order_status_history') }}
+
+),
+
+changed_orders as (
+
+    select order_id from orders where {{ landed_after(orders_seen, partitioned=false) }}
+    union
+    select order_id from order_items where {{ landed_after(lines_seen, partitioned=false) }}
+
+),
+
 order_totals as (
 
     select
@@ -19,8 +39,23 @@ order_totals as (
         count(*) as line_count,
         sum(quantity) as unit_count,
         sum(quantity * unit_price) as gross_amount,
-        sum(discount_amount) as discount_amount
+        sum(discount_amount) as discount_amount,
+        max(_ingested_at) as _lines_ingested_at
     from order_items
+    {%- if is_incremental() %}
+    where order_id in (select order_id from changed_orders)
+    {%- endif %}
+    group by order_id
+
+),
+
+status_changes as (
+
+    select order_id, count(*) as status_count
+    from status_history
+    {%- if is_incremental() %}
+    where order_id in (select order_id from changed_orders)
+    {%- endif %}
     group by order_id
 
 ),
@@ -46,13 +81,27 @@ final as (
         coalesce(order_totals.gross_amount, 0)
             - coalesce(order_totals.discount_amount, 0)
             + orders.shipping_amount as net_amount,
+        coalesce(status_changes.status_count, 1) as statuses_seen,
 
-        -- timestamps
+        -- timestamps and delivery times
         orders.ordered_at,
-        cast(orders.ordered_at as date) as order_date
+        cast(orders.ordered_at as date) as order_date,
+        orders.shipped_at,
+        orders.delivered_at,
+        round(date_diff('minute', orders.ordered_at, orders.shipped_at) / 60, 1) as hours_to_ship,
+        round(date_diff('minute', orders.ordered_at, orders.delivered_at) / 1440, 2)
+            as days_to_deliver,
+
+        -- lineage (what the next incremental build starts from)
+        orders._ingested_at,
+        order_totals._lines_ingested_at
 
     from orders
     left join order_totals on orders.order_id = order_totals.order_id
+    left join status_changes on orders.order_id = status_changes.order_id
+    {%- if is_incremental() %}
+    where orders.order_id in (select order_id from changed_orders)
+    {%- endif %}
 
 )
 

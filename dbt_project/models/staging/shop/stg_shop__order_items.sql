@@ -1,8 +1,13 @@
+-- Incremental: each build reads only the batches landed since the last one.
+{{ config(materialized='incremental', unique_key='order_item_id', on_schema_change='append_new_columns') }}
+{%- set watermark = lake_watermark() %}
+
 with
 
 source as (
 
     select * from {{ source('shop', 'order_items') }}
+    where {{ landed_after(watermark) }}
 
 ),
 
@@ -27,9 +32,15 @@ renamed as (
 
 ),
 
+versions as (
+
+    {{ with_current_versions('renamed', 'order_item_id') }}
+
+),
+
 final as (
 
-    select * from renamed
+    select * from versions
     {{ latest_version('order_item_id') }}
 
 )

@@ -1,8 +1,14 @@
+-- Incremental: each build reads only the batches landed since the last one, and keeps the
+-- latest version of each order among those rows and the version already held.
+{{ config(materialized='incremental', unique_key='order_id', on_schema_change='append_new_columns') }}
+{%- set watermark = lake_watermark() %}
+
 with
 
 source as (
 
     select * from {{ source('shop', 'orders') }}
+    where {{ landed_after(watermark) }}
 
 ),
 
@@ -22,6 +28,8 @@ renamed as (
 
         -- timestamps (the shop database stores UTC without an offset)
         timezone('UTC', cast(ordered_at as timestamp)) as ordered_at,
+        timezone('UTC', cast(shipped_at as timestamp)) as shipped_at,
+        timezone('UTC', cast(delivered_at as timestamp)) as delivered_at,
         timezone('UTC', cast(updated_at as timestamp)) as updated_at,
 
         -- lineage
@@ -32,10 +40,16 @@ renamed as (
 
 ),
 
+versions as (
+
+    {{ with_current_versions('renamed', 'order_id') }}
+
+),
+
 final as (
 
     -- the latest version of each order across batches (incremental extracts overlap)
-    select * from renamed
+    select * from versions
     {{ latest_version('order_id', 'updated_at desc, _ingested_at desc, _load_id desc') }}
 
 )

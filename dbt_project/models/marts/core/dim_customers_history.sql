@@ -1,0 +1,74 @@
+-- Type 2 history of the customer's attributes: one row per customer and version, from
+-- every dump of the customers table the lake holds. A version starts when the shop
+-- stamped the change (updated_at; the batch's landing time if it did not) and ends when
+-- the next one starts. Dumps that repeat the same attributes add no version.
+with
+
+versions as (
+
+    select * from {{ ref('base_shop__customers') }}
+
+),
+
+hashed as (
+
+    select
+        *,
+        md5(concat_ws('|', email, first_name, last_name, country_code)) as attributes_hash
+    from versions
+
+),
+
+changes as (
+
+    select * from hashed
+    qualify attributes_hash is distinct from lag(attributes_hash) over (
+        partition by customer_id order by updated_at, _ingested_at, _load_id
+    )
+
+),
+
+starts as (
+
+    select
+        *,
+        row_number() over (partition by customer_id order by updated_at, _ingested_at) as version,
+        lag(updated_at) over (partition by customer_id order by updated_at, _ingested_at)
+            as previous_updated_at
+    from changes
+
+),
+
+final as (
+
+    select
+        -- ids
+        md5(customer_id || '-' || version) as customer_version_id,
+        customer_id,
+        version,
+
+        -- attributes
+        email,
+        first_name,
+        last_name,
+        country_code,
+
+        -- validity
+        case
+            when version = 1 then least(created_at, updated_at)
+            when updated_at > previous_updated_at then updated_at
+            else _ingested_at
+        end as valid_from,
+        lead(
+            case when updated_at > previous_updated_at then updated_at else _ingested_at end
+        ) over (partition by customer_id order by version) as valid_to,
+        lead(version) over (partition by customer_id order by version) is null as is_current,
+
+        -- lineage
+        _load_id
+
+    from starts
+
+)
+
+select * from final
