@@ -78,8 +78,11 @@ def _describe_node(uid: str, manifest: dict) -> str:
     meta = node.get("test_metadata") or {}
     if kind == "test" and meta:
         kwargs = meta.get("kwargs", {})
-        column = kwargs.get("column_name") or ""
-        target = node.get("attached_node", "").split(".")[-1] or node.get("name", "")
+        column = kwargs.get("column_name") or ", ".join(kwargs.get("columns") or [])
+        sources = node.get("sources") or []
+        target = (node.get("attached_node") or "").split(".")[-1] or (
+            f"source {'.'.join(sources[0])}" if sources else node.get("name", "")
+        )
         detail = column
         if meta.get("name") == "relationships":
             to = str(kwargs.get("to", "")).replace("ref('", "").replace("')", "")
@@ -104,6 +107,10 @@ def _read_run_results(project: Project, result: DbtResult) -> None:
         status = node.get("status")
         message = (node.get("message") or "").strip().replace("\n", " ")
         if status in ("error", "fail", "runtime error"):
+            # a test may say what to do about it: config: {meta: {action: ...}}
+            node_meta = (manifest.get("nodes", {}).get(uid) or {}).get("config", {}).get("meta")
+            action = (node_meta or {}).get("action")
+            message += f". {action}" if action else ""
             result.failures.append(f"{_describe_node(uid, manifest)}: {message}")
         elif status == "warn":
             result.warnings.append(f"{_describe_node(uid, manifest)}: {message}")

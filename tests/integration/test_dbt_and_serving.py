@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from lake import extensions
@@ -116,6 +118,53 @@ def test_failed_dbt_build_names_the_failing_test(make_project) -> None:
         "test relationships(order_id -> stg_shop__orders.order_id) on stg_shop__order_items: "
         "Got 1 result, configured to fail if != 0"
     ) in result.failures, result.failures
+
+
+def test_a_key_twice_in_one_batch_fails_the_build_with_what_to_do(make_project) -> None:
+    project = make_project()
+    run_pipeline(project, stages=("ingest",))
+    # the extract sends the same order line twice (ingest alone: no raw gate ran)
+    shop_db(
+        project, "CREATE TABLE dup AS SELECT * FROM order_items ORDER BY order_item_id DESC LIMIT 1"
+    )
+    shop_db(project, "UPDATE dup SET order_item_id = 99999997")
+    shop_db(project, "INSERT INTO order_items SELECT * FROM dup UNION ALL SELECT * FROM dup")
+    run_pipeline(project, stages=("ingest",))
+    result = run_dbt(project, ["build"])
+    assert not result.ok
+    failure = next(f for f in result.failures if "unique_within_batch" in f)
+    assert failure.startswith(
+        "test unique_within_batch(order_item_id) on source shop.order_items: Got 1 result"
+    ), failure
+    assert "`lakehouse check raw` moves the batch to quarantine" in failure
+    # the raw gate does what the message says, and the next build passes
+    from pipeline.gates import check_raw
+
+    assert not check_raw(project).ok
+    assert run_dbt(project, ["build"]).ok
+
+
+def test_every_column_an_analyst_can_query_is_documented(make_project) -> None:
+    project = make_project()
+    run_pipeline(project, stages=("ingest", "build"))
+    manifest = json.loads((project.warehouse_dir / "dbt/target/manifest.json").read_text())
+    con = duckdb.connect(str(project.build_db), read_only=True)
+    built = con.execute(
+        "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema IN ('main', 'staging', 'intermediate')"
+    ).fetchall()
+    con.close()
+    docs = {
+        (n["schema"], n["alias"]): {c: v.get("description") for c, v in n["columns"].items()}
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model"
+    }
+    missing = [f"{t}.{c}" for s, t, c in built if (s, t) in docs and not docs[(s, t)].get(c)]
+    assert len({(s, t) for s, t, _ in built} & set(docs)) >= 20
+    assert missing == []
+    assert all(
+        n["description"] for n in manifest["nodes"].values() if n["resource_type"] == "model"
+    )
 
 
 def test_dbt_docs_generate_offline(make_project) -> None:
