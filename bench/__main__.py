@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import gate, ingest_csv, ingest_more
+from bench import dbt_build, gate, ingest_csv, ingest_more
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_csv": ingest_csv.run_local,
@@ -17,6 +17,9 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_memory": ingest_more.run_memory,
     "ingest_rerun": ingest_more.run_rerun,
     "gate": gate.run,
+    "dbt_build": dbt_build.run_local,
+    "dbt_build_s3": dbt_build.run_s3,
+    "dbt_incremental": dbt_build.run_incremental,
 }
 
 

@@ -53,6 +53,12 @@ def test_incremental_build_after_a_new_day_equals_a_full_refresh(make_project) -
     # the first build read every batch
     assert "_ingested_at >" not in _compiled(project, "stg_shop__orders")
     orders_before = _sql(project, "SELECT count(*) FROM fct_orders")[0][0]
+    # every source is fresh right after an ingest (freshness reads _ingested_at)
+    freshness = run_dbt(project, ["source", "freshness"])
+    assert freshness.ok, freshness.output[-2000:]
+    sources = json.loads((project.warehouse_dir / "dbt/target/sources.json").read_text())
+    states = {r["unique_id"].split(".", 2)[2]: r["status"] for r in sources["results"]}
+    assert len(states) == 11 and set(states.values()) == {"pass"}, states
 
     day = next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.02)
     run_pipeline(project, stages=("ingest",))

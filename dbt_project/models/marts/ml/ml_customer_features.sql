@@ -8,12 +8,6 @@ customers as (
 
 ),
 
-orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
-
 reviews as (
 
     select * from {{ ref('fct_reviews') }}
@@ -22,20 +16,8 @@ reviews as (
 
 as_of as (
 
-    select max(ordered_at) as as_of_at from orders
-
-),
-
-order_features as (
-
-    select
-        customer_id,
-        count(*) filter (where is_revenue) as frequency,
-        coalesce(sum(net_amount) filter (where is_revenue), 0) as monetary_value,
-        count(*) filter (where order_status = 'returned') as returned_orders,
-        max(ordered_at) filter (where is_revenue) as last_ordered_at
-    from orders
-    group by 1
+    -- features are as of the newest order in the data
+    select max(last_ordered_at) as as_of_at from customers
 
 ),
 
@@ -59,10 +41,10 @@ final as (
         customers.customer_id,
 
         -- numbers
-        date_diff('day', order_features.last_ordered_at, as_of.as_of_at) as recency_days,
-        coalesce(order_features.frequency, 0) as frequency,
-        coalesce(order_features.monetary_value, 0) as monetary_value,
-        coalesce(order_features.returned_orders, 0) as returned_orders,
+        date_diff('day', customers.last_revenue_ordered_at, as_of.as_of_at) as recency_days,
+        customers.revenue_order_count as frequency,
+        customers.lifetime_value as monetary_value,
+        customers.returned_order_count as returned_orders,
         coalesce(review_features.reviews, 0) as reviews,
         round(review_features.average_rating, 2) as average_rating,
         coalesce(review_features.suspected_fraud_reviews, 0) as suspected_fraud_reviews,
@@ -71,7 +53,6 @@ final as (
 
     from customers
     cross join as_of
-    left join order_features on customers.customer_id = order_features.customer_id
     left join review_features on customers.customer_id = review_features.customer_id
 
 )
