@@ -56,6 +56,7 @@ def shop_sources(scale: float) -> Path:
 def make_shop_project(workdir: Path, scale: float, lake_url: str | None = None) -> Project:
     """The committed lakehouse.yml on a copy of the generated shop; the vendor API pages
     at its largest with no client rate limit (the demo's limit would make this a wait)."""
+    workdir = workdir.resolve()
     sources = workdir / "sources"
     shutil.copytree(shop_sources(scale), sources)
     spec = yaml.safe_load(

@@ -44,3 +44,13 @@
     where {{ key }} in (select {{ key }} from {{ relation }})
     {%- endif %}
 {%- endmacro %}
+
+{# The orders whose version or lines landed after the given watermarks: what the order
+   facts rebuild on an incremental build. #}
+{% macro changed_orders(orders_seen, lines_seen) -%}
+    select order_id from {{ ref('stg_shop__orders') }}
+    where {{ landed_after(orders_seen, partitioned=false) }}
+    union
+    select order_id from {{ ref('stg_shop__order_items') }}
+    where {{ landed_after(lines_seen, partitioned=false) }}
+{%- endmacro %}

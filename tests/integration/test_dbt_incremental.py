@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from pipeline.config import Project
 from pipeline.run import run_pipeline
@@ -45,8 +46,15 @@ def _sql(project: Project, sql: str) -> list[tuple]:
         con.close()
 
 
-def test_incremental_build_after_a_new_day_equals_a_full_refresh(make_project) -> None:
-    project = make_project()
+@pytest.mark.parametrize("lake_kind", ["local", "s3"])
+def test_incremental_build_after_a_new_day_equals_a_full_refresh(
+    lake_kind: str, make_project, request: pytest.FixtureRequest
+) -> None:
+    if lake_kind == "local":
+        project = make_project()
+    else:
+        bucket, s3env = request.getfixturevalue("s3_bucket")
+        project = make_project(lake_url=f"s3://{bucket}/incremental", env=s3env)
     run_pipeline(project, stages=("ingest",))
     first = build(project)
     assert first.ok, first.failures

@@ -26,9 +26,7 @@ status_history as (
 
 changed_orders as (
 
-    select order_id from orders where {{ landed_after(orders_seen, partitioned=false) }}
-    union
-    select order_id from order_items where {{ landed_after(lines_seen, partitioned=false) }}
+    {{ changed_orders(orders_seen, lines_seen) }}
 
 ),
 
