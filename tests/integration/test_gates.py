@@ -23,8 +23,9 @@ def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project)
         (900001, 6, "placed"),  # duplicate key in the batch
         (None, 7, "lost"),  # null key, unknown status
     ]:
-        shop_db(project, "INSERT INTO orders VALUES (?, ?, ?, '2026-04-01 10:00:00', 'EUR', "
-                "4.99, '2026-06-01 00:00:00')", row)  # fmt: skip
+        shop_db(project, "INSERT INTO orders (order_id, customer_id, status, ordered_at, "
+                "currency, shipping_amount, updated_at) VALUES (?, ?, ?, "
+                "'2026-04-01 10:00:00', 'EUR', 4.99, '2026-06-01 00:00:00')", row)  # fmt: skip
     # the CLI: one line naming table, batch, expectations, observed values; exit 1
     result = cli(project, "run")
     assert result.returncode == 1
