@@ -40,6 +40,7 @@ def connect(
     con = duckdb.connect(
         str(database), read_only=read_only, config=connection_config(memory_limit, threads)
     )
+    con.execute("SET enable_progress_bar = false")  # a library draws no bars on stderr
     if settings is not None and settings.s3 is not None:
         con.execute(settings.s3.duckdb_secret_sql())
     return con

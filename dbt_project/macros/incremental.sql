@@ -5,8 +5,8 @@
   are committed one after another, so the newest `_ingested_at` a model already holds is
   its watermark. The watermark is read while the model compiles and written into the SQL
   as a literal, so DuckDB skips whole batch files by their `load_date` partition (a batch
-  is never filed under a day before the rows it holds were landed) and row groups by
-  their statistics. A full refresh (`dbt build --full-refresh`) reads every batch and
+  that started after the watermark's batch was landed is filed under that day or a later
+  one) and row groups by their statistics. A full refresh (`dbt build --full-refresh`) reads every batch and
   gives the same table.
 #}
 
