@@ -44,9 +44,9 @@ class ShopApi:
         self.server.shutdown()
         self.server.server_close()
 
-    def reviews_since(self, since: str) -> list[dict[str, Any]]:
-        """Reviews updated after `since`, oldest first; the file is parsed once per change
-        (a page is a slice, so a large shop pages in linear time)."""
+    def reviews_since(self, since: str) -> tuple[list[dict[str, Any]], int]:
+        """All reviews oldest first, and where those updated after `since` start; the file
+        is parsed once per change and a page is a slice of it."""
         with self._lock:
             stamp = self.reviews_file.stat().st_mtime_ns
             if self._cache is None or self._cache[0] != stamp:
@@ -54,7 +54,7 @@ class ShopApi:
                 rows.sort(key=lambda r: (r["updated_at"], r["review_id"]))
                 self._cache = (stamp, rows, [r["updated_at"] for r in rows])
             _, rows, keys = self._cache
-        return rows[bisect.bisect_right(keys, since) :]
+        return rows, bisect.bisect_right(keys, since)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -79,10 +79,10 @@ class ShopApi:
                     return self._json(404, {"error": "not found"})
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 since = q.get("updated_since", "")
-                rows = api.reviews_since(since)
+                rows, start = api.reviews_since(since)
                 page, size = int(q.get("page", 1)), min(int(q.get("per_page", 100)), 500)
-                chunk = rows[(page - 1) * size : page * size]
-                return self._json(200, {"data": chunk, "page": page, "total": len(rows)})
+                chunk = rows[start + (page - 1) * size : start + page * size]
+                return self._json(200, {"data": chunk, "page": page, "total": len(rows) - start})
 
         return Handler
 
