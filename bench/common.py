@@ -37,6 +37,11 @@ def measure(target: str, args: dict[str, Any], env: dict[str, str] | None = None
     return Measurement(body["seconds"], body["peak_rss_mb"], body.get("extra") or {})
 
 
+def median_run(runs: list[Measurement]) -> Measurement:
+    """The run with the median time (its peak RSS and extras with it)."""
+    return sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
+
+
 def best_of(
     target: str, args: dict[str, Any], repeat: int, env: dict[str, str] | None = None
 ) -> Measurement:

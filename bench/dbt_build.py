@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import DATA, Measurement, measure, write_result
+from bench.common import DATA, Measurement, measure, median_run, write_result
 from lake.duck import connect
 from pipeline.config import Project, load_project
 from pipeline.transform import run_dbt
@@ -100,11 +100,16 @@ def dbt(project_file: str, args: list[str], restore: str | None = None, **_: Any
             "tests": result.tests_passed, **_where_the_time_went(project)}  # fmt: skip
 
 
-def _where_the_time_went(project: Project) -> dict[str, float]:
-    """Seconds of DuckDB work (summed over dbt's threads) by kind of node."""
+def _last_build(project: Project) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """What dbt's last command ran (run_results) and its nodes (manifest)."""
     target = project.warehouse_dir / "dbt" / "target"
     results = json.loads((target / "run_results.json").read_text())["results"]
-    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    return results, json.loads((target / "manifest.json").read_text())["nodes"]
+
+
+def _where_the_time_went(project: Project) -> dict[str, float]:
+    """Seconds of DuckDB work (summed over dbt's threads) by kind of node."""
+    results, nodes = _last_build(project)
     spent = {"incremental_models_s": 0.0, "other_models_s": 0.0, "tests_s": 0.0}
     for r in results:
         node = nodes[r["unique_id"]]
@@ -121,9 +126,7 @@ def _where_the_time_went(project: Project) -> dict[str, float]:
 def compiled_sql(project_file: str, **_: Any) -> dict[str, Any]:
     """The reference: what the last build compiled, run in its order in one session."""
     project = load_project(Path(project_file))
-    target = project.warehouse_dir / "dbt" / "target"
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    manifest = json.loads((target / "manifest.json").read_text())["nodes"]
+    results, manifest = _last_build(project)
     steps = sorted(results, key=lambda r: min(t["started_at"] for t in r["timing"]))
     ref_dir = project.warehouse_dir / "reference"
     shutil.rmtree(ref_dir, ignore_errors=True)
@@ -143,10 +146,6 @@ def compiled_sql(project_file: str, **_: Any) -> dict[str, Any]:
     return {"statements": len(steps)}
 
 
-def _median(runs: list[Measurement]) -> Measurement:
-    return sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
-
-
 def _dbt_measurement(m: Measurement) -> Measurement:
     """Peak RSS of the dbt process, not of the Python that waited for it."""
     return Measurement(m.seconds, float(m.extra.pop("dbt_peak_rss_mb")), m.extra)
@@ -158,7 +157,7 @@ def _build_vs_compiled(name: str, project: Project, env: dict[str, str]) -> dict
     for _ in range(REPEAT):
         vals.append(_dbt_measurement(measure("bench.dbt_build:dbt", {**args, "args": FULL}, env)))
         refs.append(measure("bench.dbt_build:compiled_sql", args, env))
-    return write_result(name, _median(vals), _median(refs), scale=SCALE,
+    return write_result(name, median_run(vals), median_run(refs), scale=SCALE,
                         order_lines=_order_lines(project))  # fmt: skip
 
 
@@ -207,5 +206,5 @@ def run_incremental() -> dict[str, Any]:
             inc = {**args, "args": INCREMENTAL, "restore": str(before)}
             vals.append(_dbt_measurement(measure("bench.dbt_build:dbt", inc)))
             refs.append(_dbt_measurement(measure("bench.dbt_build:dbt", {**args, "args": FULL})))
-        return write_result("dbt_incremental", _median(vals), _median(refs), scale=SCALE,
+        return write_result("dbt_incremental", median_run(vals), median_run(refs), scale=SCALE,
                             new_day=day, order_lines=_order_lines(project))  # fmt: skip

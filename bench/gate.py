@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from bench.common import measure, write_result
+from bench.common import measure, median_run, write_result
 from expectations import load_suites, run_gate
 from lake.duck import connection_config
 
@@ -142,6 +142,5 @@ def run() -> dict[str, Any]:
         for _ in range(int(os.environ.get("BENCH_REPEAT", "3"))):
             refs.append(measure("bench.gate:hand_written", args))
             vals.append(measure("bench.gate:gx_gate", args))
-    ref = sorted(refs, key=lambda m: m.seconds)[len(refs) // 2]
-    val = sorted(vals, key=lambda m: m.seconds)[len(vals) // 2]
+    ref, val = median_run(refs), median_run(vals)
     return write_result("gate", val, ref, rows=ROWS, expectations=20)

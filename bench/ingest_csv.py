@@ -20,6 +20,7 @@ from bench.common import (
     lineitem_csv,
     make_project,
     measure,
+    median_run,
     run_project_ingest,
     write_result,
 )
@@ -56,8 +57,7 @@ def _run(name: str, lake_url: str | None, env: dict[str, str]) -> dict[str, Any]
         for _ in range(REPEAT):
             refs.append(measure("bench.ingest_csv:bare", args, env))
             vals.append(measure("bench.ingest_csv:lakehouse", args, env))
-    ref = sorted(refs, key=lambda m: m.seconds)[len(refs) // 2]
-    val = sorted(vals, key=lambda m: m.seconds)[len(vals) // 2]
+    ref, val = median_run(refs), median_run(vals)
     assert val.extra["rows"] == rows, (val.extra, rows)
     return write_result(
         name, val, ref, rows=rows, rows_per_s=round(rows / val.seconds),

@@ -23,6 +23,7 @@ from bench.common import (
     lineitem_jsonl,
     make_project,
     measure,
+    median_run,
     run_project_ingest,
     write_result,
 )
@@ -44,10 +45,6 @@ def bare(source_sql: str, workdir: str, attach: str | None = None, **_: Any) -> 
     return bare_copy(source_sql, str(target), attach)
 
 
-def _median(items: list[Measurement]) -> Measurement:
-    return sorted(items, key=lambda m: m.seconds)[len(items) // 2]
-
-
 def _compare(name: str, kind: str, source: dict[str, Any], bare_sql: str, rows: int,
              attach: str | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as workdir:
@@ -65,7 +62,7 @@ def _compare(name: str, kind: str, source: dict[str, Any], bare_sql: str, rows: 
                     {"kind": kind, "spec": {"source": source}, "workdir": workdir},
                 )
             )
-    ref, val = _median(refs), _median(vals)
+    ref, val = median_run(refs), median_run(vals)
     assert val.extra["rows"] == rows, (val.extra, rows)
     return write_result(
         name,
@@ -151,10 +148,10 @@ def run_rerun() -> dict[str, Any]:
     sf = float(os.environ.get("BENCH_SF", "1"))
     csv, rows = lineitem_csv(sf)
     with tempfile.TemporaryDirectory(prefix="bench-rerun-") as workdir:
-        first = _median([measure("bench.ingest_more:ingest", {
+        first = median_run([measure("bench.ingest_more:ingest", {
             "kind": "csv", "workdir": workdir,
             "spec": {"source": {"tables": [{"name": "lineitem", "path": str(csv)}]}},
         }) for _ in range(REPEAT)])  # fmt: skip
-        again = _median([measure("bench.ingest_more:rerun", {"csv": str(csv), "workdir": workdir})
-                         for _ in range(REPEAT)])  # fmt: skip
+        args = {"csv": str(csv), "workdir": workdir}
+        again = median_run([measure("bench.ingest_more:rerun", args) for _ in range(REPEAT)])
     return write_result("ingest_rerun", again, first, rows_first_run=rows, scale_factor=sf)
