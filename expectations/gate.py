@@ -97,6 +97,7 @@ def run_gate(
     read_only: bool = True,
     context: str = "",
     docs_dir: Path | None = None,
+    init_sql: list[str] | None = None,
 ) -> GateResult:
     """Validate each suite on every table of its target in the DuckDB file `database`
     (`tables`: target -> [(batch label, schema, table)]), one GX checkpoint each; GX
@@ -110,6 +111,8 @@ def run_gate(
     )
 
     gx_duckdb.apply()
+    if init_sql:
+        gx_duckdb.run_on_connect(str(database), init_sql)
     ctx = gx.get_context(
         mode="ephemeral",
         project_config=DataContextConfig(
@@ -181,7 +184,8 @@ def run_gate(
         # database file is free for the next writer or reader in this process.
         for ds in [datasource, *ctx.data_sources.all().values()]:
             gx_duckdb.close(ds)
-    _sample_offending_rows(database, duckdb_config, results)
+    _sample_offending_rows(database, duckdb_config, results, init_sql or [])
+    gx_duckdb.forget(str(database))
     gate_result = GateResult(gate, results, context)
     if docs_dir is not None:
         gate_result.docs = docs_dir / "index.html"
@@ -191,7 +195,7 @@ def run_gate(
 
 
 def _sample_offending_rows(
-    database: Path, config: dict[str, Any], results: list[ExpectationResult]
+    database: Path, config: dict[str, Any], results: list[ExpectationResult], init_sql: list[str]
 ) -> None:
     """GX counts a SQL expectation's offending rows; show a few of them too."""
     failed = [r for r in results if r.query and not r.success and not r.error]
@@ -201,6 +205,8 @@ def _sample_offending_rows(
 
     con = duckdb.connect(str(database), read_only=True, config=config)
     try:
+        for sql in init_sql:
+            con.execute(sql)
         for r in failed:
             cur = con.execute(f"SELECT * FROM ({r.query}) LIMIT 3")
             names = [d[0] for d in cur.description or []]

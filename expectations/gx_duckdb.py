@@ -61,3 +61,36 @@ def close(datasource: Any) -> None:
 def engine_kwargs(config: dict[str, Any], read_only: bool = False) -> dict[str, Any]:
     """create_engine kwargs for a DuckDB file: connect-time config (extensions, S3)."""
     return {"connect_args": {"read_only": read_only, "config": config}}
+
+
+_INIT: dict[str, list[str]] = {}
+_listening = False
+
+
+def run_on_connect(database: str, statements: list[str]) -> None:
+    """Run `statements` (ATTACH the lake, say) on every connection GX opens to the DuckDB
+    file `database`, so that views there can read tables of another catalog."""
+    global _listening
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    _INIT[str(database)] = list(statements)
+    if _listening:
+        return
+
+    @event.listens_for(Engine, "connect")
+    def _init(dbapi_connection: Any, _record: Any) -> None:
+        try:
+            row = dbapi_connection.execute(
+                "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+            ).fetchone()
+        except Exception:  # not a DuckDB connection
+            return
+        for sql in _INIT.get(str(row[0]) if row else "", []):
+            dbapi_connection.execute(sql)
+
+    _listening = True
+
+
+def forget(database: str) -> None:
+    _INIT.pop(str(database), None)

@@ -57,7 +57,16 @@ class TableConfig(_Strict):
         "(file sources).",
     )
     primary_key: list[str] = Field(
-        default_factory=list, description="Columns that identify a record (for staging dedup)."
+        default_factory=list,
+        description="Columns that identify a record: what `merge` replaces by, and what "
+        "staging deduplicates on.",
+    )
+    write_disposition: Literal["append", "replace", "merge"] | None = Field(
+        None,
+        description="How a batch changes the raw table: append (events: keep every row), "
+        "replace (a full dump replaces the current rows, so deleted rows go away) or merge "
+        "(latest version per primary_key). Default: replace for a database table without "
+        "a cursor, merge for one with a cursor and a primary_key, else append.",
     )
     csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV parsing options.")
     json_format: Literal["auto", "newline_delimited", "array"] = Field(
@@ -96,6 +105,22 @@ class TableConfig(_Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         return check_name("table", value)
+
+    @model_validator(mode="after")
+    def _merge_needs_key(self) -> TableConfig:
+        if self.write_disposition == "merge" and not self.primary_key:
+            raise ValueError(f"table {self.name}: write_disposition merge needs a primary_key")
+        return self
+
+    def disposition(self, kind: str) -> str:
+        """The write disposition, declared or implied by the kind of source."""
+        if self.write_disposition:
+            return self.write_disposition
+        if kind in DATABASE_KINDS:
+            if self.cursor is None:
+                return "replace"
+            return "merge" if self.primary_key else "append"
+        return "append"
 
     @field_validator("primary_key", mode="before")
     @classmethod

@@ -1,30 +1,39 @@
-"""Write one extract's stream as one Parquet object, with lineage columns and rejects."""
+"""Write one extract's stream as one Parquet file, with lineage columns, and keep its
+rejects for the commit (see `lake.commit`)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
 
 from ingest.sources import Opened
-from lake import Written
+from lake import LINEAGE_COLUMNS
 from lake.duck import quote_str
 
-LINEAGE_COLUMNS = ("_load_id", "_source_file", "_ingested_at")
+__all__ = ["LINEAGE_COLUMNS", "Written", "write_batch"]
+
+
+@dataclass
+class Written:
+    rows: int
+    rejected: int = 0
+    rejects_table: str | None = None
+    """A temporary table of this connection with the rows that did not parse."""
 
 
 def write_batch(
     con: duckdb.DuckDBPyConnection,
     opened: Opened,
     data_uri: str,
-    quarantine_uri: str,
     load_id: str,
     description: str,
 ) -> Written:
     """COPY the stream to `data_uri` (DuckDB's streaming Parquet writer: bounded memory),
-    then its bad records to `quarantine_uri`.
+    and its bad records into a temporary table.
 
     Two second chances, each a re-read of the same input: `fallback` when the stream
     fails on malformed input, `widen` when values did not fit the inferred types."""
@@ -47,11 +56,11 @@ def write_batch(
             opened = widened
             used.append(opened)
             rows = _copy(con, opened, data_uri, load_id, lineage)
-        quarantined = _copy_rejects(con, opened, quarantine_uri, lineage)
+        rejected, table = _keep_rejects(con, opened)
     finally:
         for item in used:
             item.cleanup()
-    return Written(rows=rows, quarantined=quarantined)
+    return Written(rows=rows, rejected=rejected, rejects_table=table)
 
 
 def _copy(
@@ -73,19 +82,21 @@ def _copy(
     return int(row[0]) if row else 0
 
 
-def _copy_rejects(
-    con: duckdb.DuckDBPyConnection, opened: Opened, quarantine_uri: str, lineage: str
-) -> int:
+def _keep_rejects(con: duckdb.DuckDBPyConnection, opened: Opened) -> tuple[int, str | None]:
     rejects = opened.rejects()
     if rejects is None or rejects.limit(1).fetchone() is None:
-        return 0
-    view = f"_rejects_{uuid.uuid4().hex[:12]}"
+        return 0, None
+    table = f"_rejects_{uuid.uuid4().hex[:12]}"
+    view = f"{table}_src"
     rejects.create_view(view, replace=True)
     try:
-        row = con.execute(
-            f"COPY (SELECT *, {lineage} FROM {view}) TO {quote_str(quarantine_uri)} "
-            "(FORMAT parquet, COMPRESSION zstd)"
-        ).fetchone()
+        con.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT source_file::VARCHAR AS source_file, "
+            "line::BIGINT AS line, column_name::VARCHAR AS column_name, "
+            "error_type::VARCHAR AS error_type, raw_record::VARCHAR AS raw_record, "
+            f"reason::VARCHAR AS reason FROM {view}"
+        )
     finally:
         con.execute(f"DROP VIEW IF EXISTS {view}")
-    return int(row[0]) if row else 0
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return (int(row[0]) if row else 0), table

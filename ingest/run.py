@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,18 @@ from ingest.errors import IngestError
 from ingest.land import LINEAGE_COLUMNS, write_batch
 from ingest.sources import KINDS, Extract
 from ingest.sources.database import expand_tables
-from lake import BatchRecord, Lake, TableState, Written, commit_batch, open_table
-from lake.commit import describe_change
+from lake import (
+    BatchRecord,
+    Lake,
+    NewBatch,
+    SchemaConflict,
+    TableState,
+    commit_batch,
+    describe_change,
+    layout,
+    load_state,
+    new_load_id,
+)
 from lake.duck import quote_ident, quote_str
 
 log = logging.getLogger("lakehouse.ingest")
@@ -28,13 +37,14 @@ class TableReport:
     source: str
     table: str
     batches: list[BatchRecord] = field(default_factory=list)
-    recovered: str | None = None
+    waiting: list[str] = field(default_factory=list)
+    """Quarantined batches whose input is still the same (not landed again)."""
     error: str | None = None
     seconds: float = 0.0
 
     @property
     def rows(self) -> int:
-        return sum(b.rows for b in self.batches)
+        return sum(b.landed_rows for b in self.batches)
 
     @property
     def quarantined(self) -> int:
@@ -55,6 +65,11 @@ class IngestReport:
 
     def failures(self) -> list[str]:
         return [t.error for t in self.tables if t.error]
+
+    @property
+    def quarantined_batches(self) -> list[BatchRecord]:
+        """Batches set aside whole by this run (e.g. a schema change under `quarantine`)."""
+        return [b for t in self.tables for b in t.batches if not b.in_raw_zone]
 
 
 def resolve_tables(lake: Lake, src: SourceConfig, base_dir: Path) -> list[TableConfig]:
@@ -105,47 +120,77 @@ def _columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[list[str]]:
     return [[r[0], r[1]] for r in rows if r[0] not in LINEAGE_COLUMNS]
 
 
-def _apply_schema_policy(
-    src: SourceConfig, tbl: TableConfig, state: TableState, written: Written, where: str
-) -> None:
-    if state.schema is None or written.columns == state.schema:
-        return
-    change = describe_change(state.schema, written.columns or [])
+def _schema_policy(
+    src: SourceConfig, tbl: TableConfig, state: TableState, columns: list[list[str]], where: str
+) -> tuple[str | None, str | None]:
+    """(what changed, why the batch is set aside whole) under the source's policy."""
+    before = state.columns
+    if before is None or columns == before:
+        return (describe_change(before, columns) if before is None else None), None
+    change = describe_change(before, columns)
     if src.schema_policy == "freeze":
         raise IngestError(src.name, tbl.name, f"schema changed ({change}) and the source's "
                           "schema_policy is freeze: batch rejected; fix the source or set "
                           "schema_policy: evolve", where)  # fmt: skip
     if src.schema_policy == "quarantine":
-        written.divert = f"schema changed: {change}"
         log.warning("%s.%s: %s: batch quarantined (%s)", src.name, tbl.name, where, change)
-    else:
-        log.info("%s.%s: schema evolved: %s", src.name, tbl.name, change)
+        return change, f"schema changed: {change}"
+    log.info("%s.%s: schema evolved: %s", src.name, tbl.name, change)
+    return change, None
 
 
-def _write(
+def _land(
     con: duckdb.DuckDBPyConnection,
-    extract: Extract,
+    lake: Lake,
     src: SourceConfig,
     tbl: TableConfig,
     state: TableState,
-) -> Callable[[str, str, str], Written]:
-    def write(data_uri: str, q_uri: str, load_id: str) -> Written:
+    extract: Extract,
+    run_id: str | None,
+) -> BatchRecord:
+    """Write the extract's file, then commit it (see `lake.commit`)."""
+    load_id = new_load_id(extract.fingerprint)
+    key = layout.batch_file_key(src.name, tbl.name, load_id)
+    lake.storage.ensure_parent(key)
+    uri = lake.uri(key)
+    written = None
+    try:
         try:
-            written = write_batch(con, extract.open(con), data_uri, q_uri, load_id,
-                                  extract.description)  # fmt: skip
-            written.columns = _columns(con, data_uri)
-            _apply_schema_policy(src, tbl, state, written, extract.description)
-            if extract.watermark_column and extract.watermark is None:
+            written = write_batch(con, extract.open(con), uri, load_id, extract.description)
+            columns = _columns(con, uri)
+            watermark = extract.watermark
+            if extract.watermark_column and watermark is None:
                 row = con.execute(
                     f"SELECT max({quote_ident(extract.watermark_column)})::VARCHAR "
-                    f"FROM read_parquet({quote_str(data_uri)}, hive_partitioning = false)"
+                    f"FROM read_parquet({quote_str(uri)}, hive_partitioning = false)"
                 ).fetchone()
-                written.watermark = row[0] if row else None
-            return written
+                watermark = row[0] if row and row[0] is not None else state.watermark
         except duckdb.Error as exc:
             raise IngestError(src.name, tbl.name, _first_line(exc), extract.description) from exc
-
-    return write
+        change, divert = _schema_policy(src, tbl, state, columns, extract.description)
+        new = NewBatch(
+            load_id, src.name, tbl.name, extract.input_key or extract.description,
+            extract.fingerprint, extract.description, key, written.rows, columns,
+            extract.input, f"SELECT * FROM {written.rejects_table}" if written.rejects_table
+            else None, written.rejected, state.watermark, watermark, tbl.disposition(src.kind),
+            list(tbl.primary_key), divert, change, run_id,
+        )  # fmt: skip
+        try:
+            return commit_batch(con, lake.storage, state, new)
+        except SchemaConflict as exc:
+            if src.schema_policy == "freeze":
+                raise IngestError(src.name, tbl.name, f"{exc}; schema_policy is freeze",
+                                  extract.description) from None  # fmt: skip
+            new.divert = f"schema changed: {exc}; release it after changing the table"
+            log.warning("%s.%s: %s: batch quarantined (%s)", src.name, tbl.name,
+                        extract.description, exc)  # fmt: skip
+            return commit_batch(con, lake.storage, state, new)
+    except BaseException:
+        lake.storage.delete(key)  # never committed: no table references it
+        raise
+    finally:
+        if written is not None and written.rejects_table:
+            con.execute(f"DROP TABLE IF EXISTS {written.rejects_table}")
 
 
 def ingest_table(
@@ -161,25 +206,29 @@ def ingest_table(
     con = lake.connect(memory_limit=f"{memory_limit_mb}MB")
     con.execute("SET preserve_insertion_order = false")
     try:
-        state, report.recovered = open_table(lake.storage, con, src.name, tbl.name)
-        if report.recovered:
-            log.warning("%s.%s: batch left by a crashed run %s", src.name, tbl.name,
-                        report.recovered)  # fmt: skip
-        source = KINDS[src.kind](src, tbl, lake, base_dir)
-        for extract in source.extracts(con, state):
-            t0 = time.monotonic()
-            record = commit_batch(
-                lake.storage, state, extract.fingerprint, extract.description,
-                _write(con, extract, src, tbl, state), watermark_column=extract.watermark_column,
-                run_id=run_id, input_meta=extract.input, watermark=extract.watermark,
-            )  # fmt: skip
-            report.batches.append(record)
-            log.info(
-                "%s.%s: landed %s: %s rows%s in %.1fs",
-                src.name, tbl.name, extract.description, f"{record.rows:,}",
-                f" ({record.quarantined:,} quarantined)" if record.quarantined else "",
-                time.monotonic() - t0,
-            )  # fmt: skip
+        with lake.table_lock(src.name, tbl.name):  # one writer per table
+            state = load_state(con, src.name, tbl.name)
+            held = {b.fingerprint: b for b in state.batches if not b.in_raw_zone}
+            source = KINDS[src.kind](src, tbl, lake, base_dir)
+            for extract in source.extracts(con, state):
+                if extract.fingerprint in held:
+                    waiting = held[extract.fingerprint]
+                    report.waiting.append(waiting.load_id)
+                    log.warning(
+                        "%s.%s: %s is the input of quarantined batch %s (%s): fix the source, "
+                        "or `lakehouse quarantine release %s`", src.name, tbl.name,
+                        extract.description, waiting.load_id, waiting.reason, waiting.load_id,
+                    )  # fmt: skip
+                    continue
+                t0 = time.monotonic()
+                record = _land(con, lake, src, tbl, state, extract, run_id)
+                report.batches.append(record)
+                log.info(
+                    "%s.%s: landed %s: %s rows%s in %.1fs",
+                    src.name, tbl.name, extract.description, f"{record.landed_rows:,}",
+                    f" ({record.quarantined:,} quarantined)" if record.quarantined else "",
+                    time.monotonic() - t0,
+                )  # fmt: skip
     except IngestError as exc:
         report.error = str(exc)
         log.error("%s", exc)

@@ -1,10 +1,11 @@
-"""lake: where and how bytes are stored (local folder or S3), atomically.
+"""lake: where and how data is stored: Parquet on a local folder or S3, as DuckLake tables.
 
 Public entry point: `Lake`, which bundles the settings, the storage and DuckDB access.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,18 +13,28 @@ from pathlib import Path
 import duckdb
 
 from lake import layout
-from lake.commit import Written, commit_batch, open_table, recover
-from lake.config import LakeSettings, S3Settings
-from lake.duck import connect
-from lake.errors import InvalidName, LakeConfigError, LakeError
-from lake.state import (
+from lake.batches import (
     BatchRecord,
     TableState,
     all_states,
+    ensure_catalog,
     load_state,
-    mark_gate,
-    quarantine_batch,
+    record_gate,
 )
+from lake.commit import (
+    LINEAGE_COLUMNS,
+    NewBatch,
+    SchemaConflict,
+    commit_batch,
+    describe_change,
+    new_load_id,
+    quarantine_batch,
+    release_batch,
+)
+from lake.config import LakeSettings, S3Settings
+from lake.duck import connect
+from lake.errors import InvalidName, LakeConfigError, LakeError
+from lake.locks import LockTimeout, table_lock
 from lake.storage import LocalStorage, S3Storage, Storage, open_storage
 
 
@@ -43,20 +54,30 @@ class Lake:
         read_only: bool = False,
         memory_limit: str | None = None,
         threads: int | None = None,
+        attach: bool = True,
+        snapshot: int | None = None,
+        lake_read_only: bool = False,
     ) -> duckdb.DuckDBPyConnection:
-        return connect(self.settings, database, read_only, memory_limit, threads)
+        """A DuckDB connection with the lake attached as `lake` (its own tables created on
+        first use); `snapshot` attaches it read-only as of that snapshot."""
+        con = connect(self.settings, database, read_only, memory_limit, threads, attach, snapshot,
+                      lake_read_only)  # fmt: skip
+        if attach and snapshot is None and not lake_read_only:
+            ensure_catalog(con, self.settings.catalog)
+        return con
 
     def uri(self, key: str) -> str:
         return self.storage.uri(key)
 
-    def raw_glob_uri(self, source: str, table: str) -> str:
-        return self.storage.uri(layout.raw_glob(source, table))
-
-    def has_data(self, source: str, table: str) -> bool:
-        return bool(load_state(self.storage, source, table).batches)
+    def table_lock(
+        self, source: str, table: str, timeout_s: float = 600
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold while writing a raw table (see `lake.locks`)."""
+        return table_lock(self.settings, source, table, timeout_s)
 
 
 __all__ = [
+    "LINEAGE_COLUMNS",
     "BatchRecord",
     "InvalidName",
     "Lake",
@@ -64,17 +85,20 @@ __all__ = [
     "LakeError",
     "LakeSettings",
     "LocalStorage",
+    "LockTimeout",
+    "NewBatch",
     "S3Settings",
     "S3Storage",
+    "SchemaConflict",
     "Storage",
     "TableState",
-    "Written",
     "all_states",
     "commit_batch",
+    "describe_change",
     "layout",
     "load_state",
-    "mark_gate",
-    "open_table",
+    "new_load_id",
     "quarantine_batch",
-    "recover",
+    "record_gate",
+    "release_batch",
 ]

@@ -1,51 +1,70 @@
-"""Atomic batch commits: a batch is visible entirely or not at all, and lands once.
+"""Changing a raw table: land a batch, set one aside, bring one back. Each is one DuckLake
+transaction holding the rows and their record in the batch log (see `lake.batches`).
 
-Protocol for one batch (one input file or extract -> one Parquet object):
-1. record the intent (`pending`) in the table state;
-2. write the object where readers cannot see it (a hidden temp file, or an S3 multipart
-   upload that has not completed), plus its quarantined rows;
-3. publish it atomically (rename / upload completion) -- the commit point;
-4. record the batch in the state (fingerprint, rows, watermark) and clear the intent.
-
-A crash before 3 leaves nothing visible; `recover` removes the leftovers. A crash between
-3 and 4 is rolled forward by `recover` from the object itself, so the input is not landed
-a second time.
+Landing writes the batch's Parquet file first, outside any transaction (a multi-minute
+COPY must not hold the catalog), then adds that file to the table in a short
+transaction, retried when another writer commits first. A writer killed before the
+commit leaves an orphan file that no table references; `lakehouse maintain` deletes it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 
 from lake import layout
-from lake.duck import quote_ident, quote_str
-from lake.state import BatchRecord, Pending, TableState, load_state, save_state
+from lake.batches import (
+    BatchRecord,
+    TableState,
+    _event,
+    in_transaction,
+    key_match,
+    table_columns,
+    transaction,
+)
+from lake.duck import INLINE_ROWS, quote_ident, quote_str
+from lake.errors import LakeError
 from lake.storage import Storage
 
 FAILPOINT_ENV = "LAKEHOUSE_FAILPOINT"  # test hook: crash at a named step (see tests)
+LINEAGE_COLUMNS = ("_load_id", "_source_file", "_ingested_at")
+
+
+class SchemaConflict(LakeError):
+    """A batch's columns cannot be applied to its table (a type DuckLake cannot alter)."""
 
 
 @dataclass
-class Written:
-    """What a batch writer reports after writing its object."""
+class NewBatch:
+    """A batch whose Parquet file is written (data plus lineage columns), ready to commit."""
 
+    load_id: str
+    source: str
+    table: str
+    input_key: str
+    fingerprint: str
+    description: str
+    file_key: str
     rows: int
-    quarantined: int = 0
+    columns: list[list[str]]
+    input: dict[str, Any] = field(default_factory=dict)
+    rejects: str | None = None
+    """A relation (SQL) of this connection holding the rows that did not parse."""
+    rejected: int = 0
+    watermark_from: str | None = None
     watermark: str | None = None
+    disposition: str = "append"
+    primary_key: list[str] = field(default_factory=list)
     divert: str | None = None
-    """Set by the writer to publish the whole batch to quarantine, with this reason."""
-    columns: list[list[str]] | None = None
-    """The batch's columns, for the table's schema history."""
-
-
-# write(data_uri, quarantine_uri, load_id) -> Written
-BatchWrite = Callable[[str, str, str], Written]
+    """Set to land the whole batch in quarantine instead, with this reason."""
+    schema_change: str | None = None
+    run_id: str | None = None
 
 
 def new_load_id(fingerprint: str, now: datetime | None = None) -> str:
@@ -53,16 +72,9 @@ def new_load_id(fingerprint: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S%f}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:8]}"
 
 
-def _failpoint(name: str) -> None:
+def failpoint(name: str) -> None:
     if os.environ.get(FAILPOINT_ENV) == name:
         os._exit(86)
-
-
-def _parquet_rows(con: duckdb.DuckDBPyConnection, uri: str) -> int:
-    row = con.execute(
-        "SELECT coalesce(sum(num_rows), 0)::BIGINT FROM parquet_file_metadata(?)", [uri]
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def describe_change(old: list[list[str]] | None, new: list[list[str]]) -> str:
@@ -77,134 +89,227 @@ def describe_change(old: list[list[str]] | None, new: list[list[str]]) -> str:
     return "; ".join(parts) or "column order"
 
 
-def recover(storage: Storage, con: duckdb.DuckDBPyConnection, state: TableState) -> str | None:
-    """Settle a batch left pending by a crash; returns 'rolled-forward', 'discarded' or None."""
-    pending = state.pending
-    if pending is None:
-        return None
-    if storage.exists(pending.key):
-        uri = storage.uri(pending.key)
-        quarantined = 0
-        if storage.exists(pending.quarantine_key):
-            quarantined = _parquet_rows(con, storage.uri(pending.quarantine_key))
-        watermark = pending.watermark
-        if watermark is None and pending.watermark_column:
-            w = con.execute(
-                f"SELECT max({quote_ident(pending.watermark_column)})::VARCHAR "
-                f"FROM read_parquet({quote_str(uri)})"
-            ).fetchone()
-            watermark = w[0] if w else None
-        diverted = "/batches/" in pending.key and pending.key.startswith(layout.QUARANTINE)
-        written = Written(_parquet_rows(con, uri), quarantined, watermark,
-                          divert="diverted before a crash" if diverted else None)  # fmt: skip
-        _record(state, pending, written)
-        outcome = "rolled-forward"
-    else:
-        storage.delete(pending.quarantine_key)
-        storage.cleanup_incomplete(layout.table_prefix(layout.RAW, state.source, state.table))
-        state.pending = None
-        outcome = "discarded"
-    save_state(storage, state)
-    return outcome
+def _evolve(con: duckdb.DuckDBPyConnection, relation: str, columns: list[list[str]]) -> None:
+    """Add the batch's new columns to the table and widen types that grew (INTEGER ->
+    BIGINT). A change DuckLake cannot make in place raises `SchemaConflict`."""
+    existing = {c: t for c, t in table_columns(con, relation) or []}
+    for name, kind in columns:
+        column = quote_ident(name)
+        if name not in existing:
+            con.execute(f"ALTER TABLE lake.{relation} ADD COLUMN {column} {kind}")
+        elif existing[name] != kind:
+            try:
+                con.execute(f"ALTER TABLE lake.{relation} ALTER COLUMN {column} TYPE {kind}")
+            except duckdb.Error as exc:
+                raise SchemaConflict(
+                    f"column {name} is {kind} in this batch but {existing[name]} in the table, "
+                    "and DuckLake only widens types in place"
+                ) from exc
 
 
-def _record(state: TableState, pending: Pending, written: Written) -> BatchRecord:
-    record = BatchRecord(
-        load_id=pending.load_id,
-        key=pending.key,
-        fingerprint=pending.fingerprint,
-        description=pending.description,
-        rows=written.rows,
-        quarantined=written.quarantined,
-        quarantine_key=pending.quarantine_key if written.quarantined else None,
-        committed_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        watermark=written.watermark,
-        run_id=pending.run_id,
-        input=pending.input,
-        diverted=written.divert,
-    )
-    if written.divert:  # all of it is quarantined; the watermark does not move
-        record.quarantined += record.rows
-        record.rows = 0
-        record.watermark = None
-    state.batches.append(record)
-    if written.watermark is not None and not written.divert:
-        state.watermark = written.watermark
-    if written.columns is not None and not written.divert and written.columns != state.schema:
-        state.schemas.append(
-            {
-                "load_id": pending.load_id,
-                "columns": written.columns,
-                "change": describe_change(state.schema, written.columns),
-            }
+def _apply_disposition(
+    con: duckdb.DuckDBPyConnection, raw: str, load_id: str, disposition: str, keys: list[str]
+) -> None:
+    """After a batch's rows are in the table: `replace` keeps only them; `merge` drops the
+    older versions of the keys it carries; `append` keeps everything."""
+    this = quote_str(load_id)
+    if disposition == "replace":
+        con.execute(f"DELETE FROM {raw} WHERE _load_id <> {this}")
+    elif disposition == "merge":
+        con.execute(
+            f"DELETE FROM {raw} AS old WHERE old._load_id <> {this} AND EXISTS ("
+            f"SELECT 1 FROM {raw} AS new WHERE new._load_id = {this} "
+            f"AND {key_match(keys, 'new', 'old')})"
         )
-    state.pending = None
-    return record
 
 
 def commit_batch(
-    storage: Storage,
-    state: TableState,
-    fingerprint: str,
-    description: str,
-    write: BatchWrite,
-    watermark_column: str | None = None,
-    run_id: str | None = None,
-    input_meta: dict[str, Any] | None = None,
-    watermark: str | None = None,
+    con: duckdb.DuckDBPyConnection, storage: Storage, state: TableState, new: NewBatch
 ) -> BatchRecord:
-    """Write and commit one batch; `state` must have been opened with `open_table`.
+    """Commit a written batch: its rows, rejects and log row in one transaction."""
+    uri = storage.uri(new.file_key)
+    raw = layout.raw_table(new.source, new.table)
+    relation = raw.removeprefix("lake.")
+    inline = new.rows <= INLINE_ROWS and not new.divert
+    qtable = layout.quarantine_table(new.source, new.table, new.load_id) if new.divert else None
+    record = BatchRecord(
+        new.load_id, new.source, new.table, new.input_key, new.fingerprint, new.description,
+        new.rows, new.rejected, "", new.input, new.watermark_from, new.watermark,
+        new.columns, new.schema_change, new.disposition,
+        "quarantined" if new.divert else "landed", new.divert, qtable, new.run_id,
+    )  # fmt: skip
 
-    The new watermark is `watermark` when the source knows it, else the max of
-    `watermark_column` in the written batch (the writer reports it)."""
-    if state.pending is not None:
-        raise RuntimeError(f"{state.source}.{state.table}: recover the pending batch first")
-    now = datetime.now(UTC)
-    load_id = new_load_id(fingerprint, now)
-    pending = Pending(
-        load_id=load_id,
-        key=layout.batch_key(state.source, state.table, now.date(), load_id),
-        quarantine_key=layout.quarantine_key(state.source, state.table, now.date(), load_id),
-        fingerprint=fingerprint,
-        description=description,
-        watermark_column=watermark_column,
-        run_id=run_id,
-        input=input_meta or {},
-        watermark=watermark,
-    )
-    state.pending = pending
-    save_state(storage, state)
+    @in_transaction
+    def commit() -> None:
+        with transaction(con):
+            if qtable is not None:
+                q = f"{layout.QUARANTINE}.{qtable}"
+                con.execute(
+                    f"CREATE TABLE lake.{q} AS SELECT * FROM read_parquet({quote_str(uri)}) LIMIT 0"
+                )
+                con.execute(
+                    f"CALL ducklake_add_data_files('lake', {quote_str(qtable)}, {quote_str(uri)}, "
+                    f"schema => {quote_str(layout.QUARANTINE)})"
+                )
+            else:
+                _land_rows(con, raw, relation, uri, inline, new)
+            if new.rejects is not None:
+                con.execute(
+                    f"INSERT INTO lake.{layout.REJECTED} SELECT ?, ?, ?, source_file, line, "
+                    "column_name, error_type, raw_record, reason, now() FROM "
+                    f"({new.rejects})",
+                    [new.source, new.table, new.load_id],
+                )
+            con.execute(
+                f"INSERT INTO lake.{layout.BATCHES} VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                [new.load_id, new.source, new.table, new.input_key, new.fingerprint,
+                 new.description, json.dumps(new.input, default=str), new.rows, new.rejected,
+                 new.watermark_from, new.watermark, json.dumps(new.columns), new.schema_change,
+                 new.disposition, record.status, new.divert, qtable, new.run_id],
+            )  # fmt: skip
+            failpoint("before_commit")
 
-    target = storage.begin_write(pending.key)
-    storage.ensure_parent(pending.quarantine_key)
-    try:
-        written = write(target, storage.uri(pending.quarantine_key), load_id)
-        if watermark is not None:
-            written.watermark = watermark
-        _failpoint("before_publish")
-        if written.divert:
-            pending.key = layout.quarantined_batch_key(
-                state.source, state.table, now.date(), load_id
-            )
-            save_state(storage, state)
-        storage.finish_write(pending.key, target)
-    except BaseException:
-        storage.abort_write(target)
-        storage.delete(pending.quarantine_key)
-        state.pending = None
-        save_state(storage, state)
-        raise
-    _failpoint("after_publish")
-    record = _record(state, pending, written)
-    save_state(storage, state)
+    commit()
+    failpoint("after_commit")
+    if inline:
+        storage.delete(new.file_key)  # its rows live in the catalog now
+    row = con.execute(
+        f"SELECT committed_at::VARCHAR, snapshot_id FROM lake.{layout.BATCHES} WHERE load_id = ?",
+        [new.load_id],
+    ).fetchone()
+    if row:
+        record.committed_at, record.snapshot_id = row[0], row[1]
+    state.batches.append(record)
+    if record.in_raw_zone and new.watermark is not None:
+        state.watermark = new.watermark
     return record
 
 
-def open_table(
-    storage: Storage, con: duckdb.DuckDBPyConnection, source: str, table: str
-) -> tuple[TableState, str | None]:
-    """Load a table's state and settle anything a crashed run left behind.
+def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str,
+               inline: bool, new: NewBatch) -> None:  # fmt: skip
+    schema = quote_ident(new.source)
+    if not con.execute(
+        "SELECT count(*) FROM duckdb_schemas() WHERE database_name = 'lake' AND schema_name = ?",
+        [new.source],
+    ).fetchone()[0]:  # type: ignore[index]
+        con.execute(f"CREATE SCHEMA lake.{schema}")
+    if table_columns(con, relation) is None:
+        con.execute(f"CREATE TABLE {raw} AS SELECT * FROM read_parquet({quote_str(uri)}) LIMIT 0")
+    else:
+        _evolve(con, relation, [[c, t] for c, t in _file_columns(con, uri)])
+    if inline:
+        con.execute(f"INSERT INTO {raw} BY NAME SELECT * FROM read_parquet({quote_str(uri)})")
+    else:
+        con.execute(
+            f"CALL ducklake_add_data_files('lake', {quote_str(new.table)}, {quote_str(uri)}, "
+            f"schema => {quote_str(new.source)}, allow_missing => true)"
+        )
+    _apply_disposition(con, raw, new.load_id, new.disposition, new.primary_key)
 
-    Returns the state and what recovery did ('rolled-forward', 'discarded' or None)."""
-    state = load_state(storage, source, table)
-    return state, recover(storage, con, state)
+
+def _file_columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[tuple[str, str]]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({quote_str(uri)})").fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def quarantine_batch(
+    con: duckdb.DuckDBPyConnection, state: TableState, load_id: str, reason: str,
+    primary_key: list[str], run_id: str | None = None,
+) -> BatchRecord:  # fmt: skip
+    """Take a landed batch out of its raw table, in one transaction: its rows go to their
+    own quarantine table, the rows it had replaced come back (`replace`, `merge`), and the
+    log records why; the table's watermark goes back to where the batch started.
+    Hold the table's lock (`lake.locks.table_lock`)."""
+    record = state.batch(load_id)
+    if not record.in_raw_zone:
+        return record
+    raw = layout.raw_table(record.source, record.table)
+    qtable = layout.quarantine_table(record.source, record.table, load_id)
+    this = quote_str(load_id)
+
+    @in_transaction
+    def commit() -> None:
+        with transaction(con):
+            con.execute(
+                f"CREATE TABLE lake.{layout.QUARANTINE}.{qtable} AS "
+                f"SELECT * FROM {raw} WHERE _load_id = {this}"
+            )
+            if record.disposition in ("replace", "merge") and record.snapshot_id is not None:
+                _restore_replaced(con, raw, record, primary_key)
+            con.execute(f"DELETE FROM {raw} WHERE _load_id = {this}")
+            _event(con, record, "quarantined", reason, qtable, run_id)
+            failpoint("quarantine_before_commit")
+
+    commit()
+    record.status, record.reason, record.quarantine_table = "quarantined", reason, qtable
+    from lake.batches import earliest
+
+    state.watermark = earliest(state.watermark, record.watermark_from)
+    return record
+
+
+def _restore_replaced(con: duckdb.DuckDBPyConnection, raw: str, record: BatchRecord,
+                      keys: list[str]) -> None:  # fmt: skip
+    """Put back the rows the batch's commit deleted, where the batch's rows are still the
+    current ones (a later batch may have replaced them already)."""
+    snap = int(record.snapshot_id or 0)
+    this = quote_str(record.load_id)
+    columns = ", ".join(
+        quote_ident(c) for c, _ in table_columns(con, raw.removeprefix("lake.")) or []
+    )
+    changes = (
+        f"ducklake_table_changes('lake', {quote_str(record.source)}, "
+        f"{quote_str(record.table)}, {snap}, {snap})"
+    )
+    if record.disposition == "replace":
+        still_current = f"EXISTS (SELECT 1 FROM {raw} WHERE _load_id = {this})"
+    else:
+        still_current = (
+            f"EXISTS (SELECT 1 FROM {raw} AS new WHERE new._load_id = {this} "
+            f"AND {key_match(keys, 'new', 'old')})"
+        )
+    con.execute(
+        f"INSERT INTO {raw} ({columns}) SELECT {columns} FROM {changes} AS old "
+        f"WHERE change_type IN ('delete', 'update_preimage') AND {still_current}"
+    )
+
+
+def release_batch(
+    con: duckdb.DuckDBPyConnection, state: TableState, load_id: str,
+    primary_key: list[str], run_id: str | None = None,
+) -> BatchRecord:  # fmt: skip
+    """Admit a quarantined batch into its raw table, in one transaction (new columns are
+    added first). The caller re-checks it beforehand. Hold the table's lock."""
+    record = state.batch(load_id)
+    if record.in_raw_zone or not record.quarantine_table:
+        raise LakeError(f"{record.source}.{record.table} batch {load_id} is not quarantined")
+    raw = layout.raw_table(record.source, record.table)
+    q = f"lake.{layout.QUARANTINE}.{record.quarantine_table}"
+    columns = table_columns(con, q.removeprefix("lake.")) or []
+
+    @in_transaction
+    def commit() -> None:
+        with transaction(con):
+            relation = raw.removeprefix("lake.")
+            if table_columns(con, relation) is None:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{quote_ident(record.source)}")
+                con.execute(f"CREATE TABLE {raw} AS SELECT * FROM {q} LIMIT 0")
+            else:
+                _evolve(con, relation, columns)
+            con.execute(f"INSERT INTO {raw} BY NAME SELECT * FROM {q}")
+            _apply_disposition(con, raw, load_id, record.disposition, primary_key)
+            con.execute(f"DROP TABLE {q}")
+            _event(con, record, "released", run_id=run_id)
+
+    commit()
+    record.status, record.reason, record.quarantine_table, record.gate = (
+        "landed",
+        None,
+        None,
+        "passed",
+    )
+    from lake.batches import latest
+
+    state.watermark = latest(state.watermark, record.watermark)
+    return record

@@ -9,6 +9,7 @@ dbt (`dbt_env`, read by `dbt_project/profiles.yml`) and GX (`duckdb_config`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,9 @@ from urllib.parse import urlparse
 from lake.errors import LakeConfigError
 
 LAKE_URL_ENV = "LAKEHOUSE_LAKE_URL"
+CATALOG_ENV = "LAKEHOUSE_CATALOG"
 DEFAULT_LAKE = "data/lake"
+TABLES_DIR = "tables"  # DuckLake's DATA_PATH, below the lake URL
 
 
 @dataclass(frozen=True)
@@ -144,12 +147,17 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class LakeSettings:
-    """The lake: a local folder (the embedded default) or an S3 bucket and prefix."""
+    """The lake: a local folder (the embedded default) or an S3 bucket and prefix, and the
+    DuckLake catalog that makes its Parquet files tables."""
 
     url: str
     """`/abs/path` for a local folder or `s3://bucket/prefix`."""
     s3: S3Settings | None = None
     """Set when the lake is on S3."""
+    catalog: str = ""
+    """`sqlite:/abs/file.sqlite` (the default: several processes on one host) or
+    `postgres:<libpq DSN>` (shared by hosts). Never a DuckDB file: that locks out every
+    other process."""
 
     @classmethod
     def resolve(
@@ -157,16 +165,22 @@ class LakeSettings:
         configured: str | None,
         base_dir: Path,
         env: Mapping[str, str] | None = None,
+        catalog: str | None = None,
     ) -> LakeSettings:
-        """Env var first (`LAKEHOUSE_LAKE_URL`), then the config file's value, then
-        `./data/lake`."""
+        """Env var first (`LAKEHOUSE_LAKE_URL`, `LAKEHOUSE_CATALOG`), then the config
+        file's values, then `./data/lake` with its catalog beside the data."""
         env = os.environ if env is None else env
         url = env.get(LAKE_URL_ENV) or configured or DEFAULT_LAKE
+        catalog = env.get(CATALOG_ENV) or catalog or None
         if url.startswith("s3://"):
             parsed = urlparse(url)
             if not parsed.netloc:
                 raise LakeConfigError(f"lake url {url!r}: expected s3://bucket[/prefix]")
-            return cls(url=url.rstrip("/"), s3=S3Settings.from_env(env))
+            url = url.rstrip("/")
+            # an S3 lake's SQLite catalog is a local file: one per bucket and prefix
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", url[5:])
+            default = base_dir / "data" / "catalogs" / f"{slug}.sqlite"
+            return cls(url, S3Settings.from_env(env), _catalog(catalog, default, base_dir))
         if "://" in url:
             raise LakeConfigError(
                 f"lake url {url!r}: expected a local folder or s3://bucket[/prefix]"
@@ -174,7 +188,7 @@ class LakeSettings:
         path = Path(url).expanduser()
         if not path.is_absolute():
             path = (base_dir / path).resolve()
-        return cls(url=str(path))
+        return cls(str(path), None, _catalog(catalog, path / "catalog.sqlite", base_dir))
 
     @property
     def is_s3(self) -> bool:
@@ -187,6 +201,43 @@ class LakeSettings:
     @property
     def prefix(self) -> str:
         return urlparse(self.url).path.strip("/")
+
+    @property
+    def data_path(self) -> str:
+        """DuckLake's DATA_PATH: where every table's Parquet files live."""
+        return f"{self.url}/{TABLES_DIR}/"
+
+    @property
+    def catalog_kind(self) -> str:
+        return self.catalog.split(":", 1)[0]
+
+    @property
+    def catalog_path(self) -> Path | None:
+        """The SQLite catalog file, or None for PostgreSQL."""
+        return Path(self.catalog[7:]) if self.catalog_kind == "sqlite" else None
+
+    @property
+    def ducklake_uri(self) -> str:
+        """What `ATTACH` takes: `ducklake:sqlite:/path` or `ducklake:postgres:dbname=...`."""
+        return f"ducklake:{self.catalog}"
+
+
+def _catalog(value: str | None, default: Path, base_dir: Path) -> str:
+    """`sqlite:PATH` (relative to the project), `postgres:DSN`, or a postgresql:// URL."""
+    if not value:
+        return f"sqlite:{default}"
+    if value.startswith(("postgresql://", "postgres://")):
+        return f"postgres:{value}"
+    kind, sep, rest = value.partition(":")
+    if not sep or kind not in ("sqlite", "postgres") or not rest:
+        raise LakeConfigError(
+            f"lake catalog {value!r}: expected sqlite:PATH or postgres:DSN "
+            "(e.g. postgres:dbname=lake host=db user=lake)"
+        )
+    if kind == "sqlite":
+        path = Path(rest).expanduser()
+        return f"sqlite:{path if path.is_absolute() else (base_dir / path).resolve()}"
+    return value
 
 
 def _sql_str(value: str) -> str:

@@ -1,17 +1,27 @@
-"""The one place that opens a DuckDB connection for everyone else.
+"""The one place that opens a DuckDB connection and attaches the lake for everyone else.
 
-The connection comes configured: extensions from the PyPI layout (no downloads), and,
-for an S3 lake, a temporary S3 secret built from the one `S3Settings`.
+The connection comes configured: extensions from the PyPI layout (no downloads), for an
+S3 lake a temporary S3 secret built from the one `S3Settings`, and the DuckLake catalog
+attached as `lake` (`lake.<source>.<table>` are the raw tables).
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 import duckdb
 
 from lake import extensions
 from lake.config import LakeSettings
+
+ALIAS = "lake"
+INLINE_ROWS = 100
+"""Batches up to this many rows are kept in the catalog (DuckLake data inlining) instead
+of a Parquet file each; `lakehouse maintain` flushes them to files."""
+_wal_done: set[Path] = set()
+_wal_lock = threading.Lock()
 
 
 def connection_config(
@@ -35,15 +45,67 @@ def connect(
     read_only: bool = False,
     memory_limit: str | None = None,
     threads: int | None = None,
+    attach: bool = True,
+    snapshot: int | None = None,
+    lake_read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that can read and write the lake (local or S3)."""
+    """A DuckDB connection that can read and write the lake (local or S3); with `attach`,
+    the lake's tables are `lake.<schema>.<table>` (read-only with `lake_read_only`, and as
+    of `snapshot` if given)."""
     con = duckdb.connect(
         str(database), read_only=read_only, config=connection_config(memory_limit, threads)
     )
     con.execute("SET enable_progress_bar = false")  # a library draws no bars on stderr
     if settings is not None and settings.s3 is not None:
         con.execute(settings.s3.duckdb_secret_sql())
+    if settings is not None and attach:
+        attach_lake(
+            con, settings, read_only=lake_read_only or snapshot is not None, snapshot=snapshot
+        )
     return con
+
+
+def attach_sql(
+    settings: LakeSettings, alias: str = ALIAS, read_only: bool = False, snapshot: int | None = None
+) -> str:
+    options = [f"DATA_PATH {quote_str(settings.data_path)}"]
+    if read_only:
+        options.append("READ_ONLY")
+    if snapshot is not None:
+        options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+    return (
+        f"ATTACH IF NOT EXISTS {quote_str(settings.ducklake_uri)} AS {alias} ({', '.join(options)})"
+    )
+
+
+def attach_lake(
+    con: duckdb.DuckDBPyConnection,
+    settings: LakeSettings,
+    alias: str = ALIAS,
+    read_only: bool = False,
+    snapshot: int | None = None,
+) -> None:
+    """Attach the DuckLake catalog (creating it on first use)."""
+    path = settings.catalog_path
+    if path is not None:
+        _sqlite_wal(path)
+    con.execute(attach_sql(settings, alias, read_only, snapshot))
+
+
+def _sqlite_wal(path: Path) -> None:
+    """A SQLite catalog in WAL mode: readers never block a commit, and a commit never
+    waits for a long reader (the default rollback journal does both)."""
+    with _wal_lock:
+        if path in _wal_done:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=30)
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone() != ("wal",):
+                con.execute("PRAGMA journal_mode=WAL")
+        finally:
+            con.close()
+        _wal_done.add(path)
 
 
 def quote_ident(name: str) -> str:

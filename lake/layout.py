@@ -1,31 +1,41 @@
-"""Every object key in the lake is decided here, and only here.
+"""Every name in the lake is decided here, and only here: object keys and table names.
 
-Keys are relative to the lake URL; local disk and S3 differ only in that base.
+Object keys are relative to the lake URL; local disk and S3 differ only in that base.
 
-    raw/<source>/<table>/load_date=<YYYY-MM-DD>/<load_id>.parquet         one committed batch
-    quarantine/<source>/<table>/load_date=<YYYY-MM-DD>/<load_id>.parquet  its rejected rows
-    state/<source>/<table>.json                                           ingest state
-    runs/<run_id>.json                                                    one pipeline run
-    files/<source>/<table>/<sha256>/<file name>       an original document (content-addressed)
-    _staging/<key>.<token>                  an S3 batch being written (not under raw/)
+    tables/<source>/<table>/<load_id>.parquet   one batch's data file (DuckLake DATA_PATH)
+    tables/...                                  files DuckLake writes itself (merges)
+    catalog.sqlite                              the DuckLake catalog (local lake, default)
+    runs/<run_id>.json                          one pipeline run
+    files/<source>/<table>/<sha256>/<file name> an original document (content-addressed)
 
-A batch is one Parquet object, so it becomes visible in one atomic step. Readers glob
-`raw/<source>/<table>/*/*.parquet`; in-progress local files are hidden `.tmp` files that
-never match.
+Tables (in the DuckLake catalog attached as `lake`):
+
+    lake.<source>.<table>                      a raw table: the rows of its landed batches
+    lake._lakehouse.batches                    the batch log: one row per batch
+    lake._lakehouse.batch_events               gate verdicts, quarantines and releases
+    lake._lakehouse.rejected_rows              rows that did not parse, with file, line, reason
+    lake._lakehouse.publications               each publish: run id and snapshot
+    lake._quarantine.<source>__<table>__<id>   a batch set aside whole (its own schema)
+    lake.marts.<mart>                          the published marts (views at a snapshot)
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date
 
+from lake.config import TABLES_DIR
 from lake.errors import InvalidName
 
-RAW = "raw"
-QUARANTINE = "quarantine"
-STATE = "state"
 RUNS = "runs"
-STAGING = "_staging"
+FILES = "files"
+META = "_lakehouse"
+QUARANTINE = "_quarantine"
+MARTS = "marts"
+BATCHES = f"{META}.batches"
+EVENTS = f"{META}.batch_events"
+REJECTED = f"{META}.rejected_rows"
+PUBLICATIONS = f"{META}.publications"
+RESERVED = {META, QUARANTINE, MARTS, "main"}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -38,6 +48,8 @@ def check_name(kind: str, name: str) -> str:
             f"{kind} name {name!r} is not allowed: use lowercase letters, digits and '_', "
             "starting with a letter (at most 63 characters)"
         )
+    if kind == "source" and name in RESERVED:
+        raise InvalidName(f"source name {name!r} is reserved by the lake; choose another")
     return name
 
 
@@ -47,30 +59,23 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
-def table_prefix(zone: str, source: str, table: str) -> str:
-    return f"{zone}/{check_name('source', source)}/{check_name('table', table)}"
+def raw_table(source: str, table: str) -> str:
+    """The raw table, qualified for SQL on a connection with the lake attached."""
+    return f"lake.{check_name('source', source)}.{check_name('table', table)}"
 
 
-def batch_key(source: str, table: str, load_date: date, load_id: str) -> str:
+def batch_file_key(source: str, table: str, load_id: str) -> str:
+    """Where a batch's Parquet file is written before it is added to its table."""
     return (
-        f"{table_prefix(RAW, source, table)}/load_date={load_date.isoformat()}/"
+        f"{TABLES_DIR}/{check_name('source', source)}/{check_name('table', table)}/"
         f"{check_id('load id', load_id)}.parquet"
     )
 
 
-def quarantine_key(source: str, table: str, load_date: date, load_id: str) -> str:
-    return (
-        f"{table_prefix(QUARANTINE, source, table)}/load_date={load_date.isoformat()}/"
-        f"{check_id('load id', load_id)}.parquet"
-    )
-
-
-def quarantined_batch_key(source: str, table: str, load_date: date, load_id: str) -> str:
-    """A whole batch set aside (e.g. its schema changed under a `quarantine` policy)."""
-    return (
-        f"{table_prefix(QUARANTINE, source, table)}/batches/load_date={load_date.isoformat()}/"
-        f"{check_id('load id', load_id)}.parquet"
-    )
+def quarantine_table(source: str, table: str, load_id: str) -> str:
+    """A batch set aside whole keeps its own columns in its own table."""
+    tag = re.sub(r"[^a-z0-9]", "", check_id("load id", load_id).lower())[-14:]
+    return f"{check_name('source', source)}__{check_name('table', table)}__{tag}"
 
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.,()+-]{0,200}$")
@@ -82,25 +87,7 @@ def original_file_key(source: str, table: str, sha256: str, file_name: str) -> s
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise InvalidName(f"content hash {sha256!r} is not a SHA-256 hex digest")
     name = file_name if FILE_NAME.match(file_name) and ".." not in file_name else "original"
-    return f"files/{check_name('source', source)}/{check_name('table', table)}/{sha256}/{name}"
-
-
-def raw_glob(source: str, table: str) -> str:
-    """What readers (dbt sources, `lakehouse query`) read for a table."""
-    return f"{table_prefix(RAW, source, table)}/*/*.parquet"
-
-
-def staging_key(key: str, token: str) -> str:
-    """Where an object store writer puts a batch before publishing it under `key`."""
-    return f"{STAGING}/{key}.{check_id('token', token)}"
-
-
-def quarantine_glob(source: str, table: str) -> str:
-    return f"{table_prefix(QUARANTINE, source, table)}/*/*.parquet"
-
-
-def state_key(source: str, table: str) -> str:
-    return f"{STATE}/{check_name('source', source)}/{check_name('table', table)}.json"
+    return f"{FILES}/{check_name('source', source)}/{check_name('table', table)}/{sha256}/{name}"
 
 
 def run_key(run_id: str) -> str:

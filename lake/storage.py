@@ -1,13 +1,12 @@
-"""One storage interface over a local folder and an S3 bucket.
+"""Objects outside the tables: run records and original documents, on a local folder or
+an S3 bucket, behind one small interface.
 
-Both offer the same small set of operations on keys (see `lake.layout`). Objects become
-visible atomically: locally by writing a hidden temporary file and renaming it; on S3 by
-writing a staging object and copying it server-side to its key (an object appears only
-when its upload or copy completes).
+Table data never goes through here: DuckLake owns it (see `lake.batches`).
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import uuid
@@ -17,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from lake import layout
 from lake.config import LakeSettings
 from lake.errors import LakeError
 
@@ -53,34 +51,11 @@ class Storage(ABC):
 
     @abstractmethod
     def list(self, prefix: str) -> Iterator[str]:
-        """Keys of the committed objects under a prefix (in-progress writes excluded)."""
-
-    @abstractmethod
-    def move(self, key: str, new_key: str) -> None:
-        """Move an object; readers see it at one key or the other (on S3, briefly at both:
-        a copy, then a delete)."""
-
-    @abstractmethod
-    def begin_write(self, key: str) -> str:
-        """The URI a writer (DuckDB COPY) should write the object for `key` to."""
-
-    @abstractmethod
-    def finish_write(self, key: str, written_uri: str) -> None:
-        """Make the object written to `written_uri` visible under `key`, atomically."""
-
-    @abstractmethod
-    def abort_write(self, written_uri: str) -> None:
-        """Remove what an interrupted writer left behind (nothing visible to readers)."""
-
-    @abstractmethod
-    def cleanup_incomplete(self, prefix: str) -> int:
-        """Remove leftovers of crashed writers under a prefix; returns how many."""
+        """Keys of the objects under a prefix."""
 
 
 class LocalStorage(Storage):
     """The embedded default: a folder on local disk."""
-
-    TMP_SUFFIX = ".tmp"
 
     @property
     def root(self) -> Path:
@@ -91,9 +66,6 @@ class LocalStorage(Storage):
         if self.root.resolve() not in path.parents:
             raise LakeError(f"key {key!r} escapes the lake folder {self.root}")
         return path
-
-    def _tmp_for(self, path: Path) -> Path:
-        return path.with_name(f".{path.name}.{uuid.uuid4().hex}{self.TMP_SUFFIX}")
 
     def ensure_parent(self, key: str) -> None:
         self._path(key).parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +79,7 @@ class LocalStorage(Storage):
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp_for(path)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -121,11 +93,6 @@ class LocalStorage(Storage):
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
 
-    def move(self, key: str, new_key: str) -> None:
-        dest = self._path(new_key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._path(key), dest)
-
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)
         if not base.exists():
@@ -133,32 +100,6 @@ class LocalStorage(Storage):
         for path in sorted(base.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 yield path.relative_to(self.root).as_posix()
-
-    def begin_write(self, key: str) -> str:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return str(self._tmp_for(path))
-
-    def finish_write(self, key: str, written_uri: str) -> None:
-        src = Path(written_uri)
-        with open(src, "rb") as fh:
-            os.fsync(fh.fileno())
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dest)
-
-    def abort_write(self, written_uri: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            Path(written_uri).unlink()
-
-    def cleanup_incomplete(self, prefix: str) -> int:
-        base = self._path(prefix)
-        removed = 0
-        if base.exists():
-            for path in base.rglob(f".*{self.TMP_SUFFIX}"):
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
 
 
 class S3Storage(Storage):
@@ -202,11 +143,6 @@ class S3Storage(Storage):
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.settings.bucket, Key=self._key(key))
 
-    def move(self, key: str, new_key: str) -> None:
-        bucket = self.settings.bucket
-        self.client.copy({"Bucket": bucket, "Key": self._key(key)}, bucket, self._key(new_key))
-        self.client.delete_object(Bucket=bucket, Key=self._key(key))
-
     def list(self, prefix: str) -> Iterator[str]:
         strip = len(self.settings.prefix) + 1 if self.settings.prefix else 0
         paginator = self.client.get_paginator("list_objects_v2")
@@ -215,46 +151,21 @@ class S3Storage(Storage):
             for obj in page.get("Contents", []):
                 yield obj["Key"][strip:]
 
-    def begin_write(self, key: str) -> str:
-        # The writer's upload completes (and would become visible) before the batch's
-        # quarantine is written, so it goes to a staging key outside the readers' globs;
-        # `finish_write` publishes it with a server-side copy, atomic for the target.
-        return self.uri(layout.staging_key(key, uuid.uuid4().hex))
-
-    def _staged_key(self, key: str, written_uri: str) -> str:
-        staged = written_uri[len(self.settings.url) + 1 :]
-        # the batch may be published elsewhere than planned (diverted to quarantine)
-        if not written_uri.startswith(self.settings.url + "/") or not staged.startswith(
-            f"{layout.STAGING}/"
-        ):
-            raise LakeError(f"unexpected staged object {written_uri} for {key}")
-        return staged
-
-    def finish_write(self, key: str, written_uri: str) -> None:
-        staged = self._key(self._staged_key(key, written_uri))
-        bucket = self.settings.bucket
-        self.client.copy({"Bucket": bucket, "Key": staged}, bucket, self._key(key))
-        self.client.delete_object(Bucket=bucket, Key=staged)
-
-    def abort_write(self, written_uri: str) -> None:
-        if written_uri.startswith(self.settings.url + "/"):
-            self.delete(written_uri[len(self.settings.url) + 1 :])
-
-    def cleanup_incomplete(self, prefix: str) -> int:
-        """Delete staged objects and abort unfinished uploads of crashed writers."""
-        removed = 0
-        staged_prefix = f"{layout.STAGING}/{prefix}"
-        for key in list(self.list(staged_prefix)):
-            self.delete(key)
-            removed += 1
-        full = self._key(staged_prefix).rstrip("/") + "/"
+    def incomplete_uploads(self, prefix: str = "") -> list[str]:
+        """Keys of multipart uploads that never completed (a writer killed mid-upload)."""
+        full = self._key(prefix) if prefix else (self.settings.prefix or "")
         response = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full)
-        for upload in response.get("Uploads", []):
+        return [u["Key"] for u in response.get("Uploads", [])]
+
+    def abort_incomplete_uploads(self, prefix: str = "") -> int:
+        full = self._key(prefix) if prefix else (self.settings.prefix or "")
+        response = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full)
+        uploads = response.get("Uploads", [])
+        for upload in uploads:
             self.client.abort_multipart_upload(
                 Bucket=self.settings.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
             )
-            removed += 1
-        return removed
+        return len(uploads)
 
 
 def open_storage(settings: LakeSettings) -> Storage:

@@ -127,6 +127,7 @@ def ingest(ctx: click.Context, only: tuple[str, ...]) -> None:
 
     record = run_pipeline(_project(ctx), stages=("ingest",), only=list(only) or None)
     _print_ingest(record)
+    _exit_for(record)
 
 
 def _print_ingest(record: Any) -> None:
@@ -239,10 +240,11 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
 
 
 @main.command()
+@click.option("--force", is_flag=True, help="Publish without the mart gate (said loudly).")
 @click.pass_context
 @_fail_cleanly
-def publish(ctx: click.Context) -> None:
-    """Publish the built marts to the serving database (atomic swap).
+def publish(ctx: click.Context, force: bool) -> None:
+    """Gate the built marts, then publish them to the serving database (atomic swap).
 
     \b
     Example:
@@ -251,8 +253,102 @@ def publish(ctx: click.Context) -> None:
     from pipeline.serve import publish as do_publish
 
     project = _project(ctx)
-    tables = do_publish(project)
+    if force:
+        click.echo("WARNING: publishing WITHOUT the mart gate (--force)", err=True)
+    tables = do_publish(project, force=force)
     click.echo(f"published {len(tables)} marts to {project.serving_db}")
+
+
+@main.group()
+def quarantine() -> None:
+    """Batches set aside whole (failed the raw gate, or changed schema under a
+    `quarantine` policy): list them, look at one, bring one back.
+
+    \b
+    Example:
+      lakehouse quarantine list
+    """
+
+
+@quarantine.command("list")
+@click.pass_context
+@_fail_cleanly
+def quarantine_list(ctx: click.Context) -> None:
+    """Every quarantined batch with its table, rows and reason.
+
+    \b
+    Example:
+      lakehouse quarantine list
+    """
+    from pipeline.quarantine import quarantined
+
+    batches = quarantined(_project(ctx.find_root()))
+    if not batches:
+        click.echo("no quarantined batches")
+    for b in batches:
+        click.echo(f"{b.load_id}  {b.source}.{b.table}  {b.rows:,} rows  {b.reason}")
+
+
+@quarantine.command("show")
+@click.argument("load_id")
+@click.pass_context
+@_fail_cleanly
+def quarantine_show(ctx: click.Context, load_id: str) -> None:
+    """A quarantined batch: why, where it came from, and its first rows.
+
+    \b
+    Example:
+      lakehouse quarantine show 20261124T101500123456-1a2b3c4d
+    """
+    from pipeline.quarantine import show
+
+    batch, columns, rows = show(_project(ctx.find_root()), load_id)
+    click.echo(f"{batch.source}.{batch.table} batch {batch.load_id}: {batch.rows:,} rows")
+    click.echo(f"  input : {batch.description}\n  reason: {batch.reason}")
+    _print_table(columns, rows)
+
+
+@quarantine.command("release")
+@click.argument("load_id")
+@click.pass_context
+@_fail_cleanly
+def quarantine_release(ctx: click.Context, load_id: str) -> None:
+    """Re-check a quarantined batch (schema policy, raw gate) and admit it into its raw
+    table, in one transaction.
+
+    \b
+    Example:
+      lakehouse quarantine release 20261124T101500123456-1a2b3c4d
+    """
+    from pipeline.quarantine import release
+
+    batch = release(_project(ctx.find_root()), load_id)
+    click.echo(f"released {batch.source}.{batch.table} batch {batch.load_id}: {batch.rows:,} rows")
+
+
+@main.command()
+@click.option("--retention-days", type=float, default=None, help="Default: lake.retention_days.")
+@click.pass_context
+@_fail_cleanly
+def maintain(ctx: click.Context, retention_days: float | None) -> None:
+    """Flush inlined rows, merge small files, expire old snapshots (published sets stay
+    readable) and delete files no snapshot needs, orphans of killed writers included.
+
+    \b
+    Example:
+      lakehouse maintain --retention-days 7
+    """
+    from lake.maintain import maintain as do_maintain
+
+    project = _project(ctx)
+    con = project.lake.connect()
+    try:
+        report = do_maintain(con, retention_days or project.spec.lake.retention_days)
+    finally:
+        con.close()
+    click.echo(f"maintained {project.lake.settings.url}: snapshots before {report.expired_before} "
+               f"expired, {report.files_deleted} old files and {report.orphans_deleted} "
+               "orphans deleted")  # fmt: skip
 
 
 @main.command()
@@ -272,6 +368,15 @@ def run(ctx: click.Context, only: tuple[str, ...]) -> None:
     project = _project(ctx)
     record = run_pipeline(project, only=list(only) or None)
     print_summary(project, record)
+    _exit_for(record)
+
+
+def _exit_for(record: Any) -> None:
+    """A run that set batches aside says so in its exit code (3), whatever else passed."""
+    if record.quarantined:
+        click.echo(f"error: {len(record.quarantined)} batch(es) quarantined: see "
+                   "`lakehouse quarantine list`", err=True)  # fmt: skip
+        sys.exit(3)
 
 
 @main.command()
@@ -307,6 +412,7 @@ def demo(ctx: click.Context, scale: float) -> None:
         project = _project(ctx)
         record = run_pipeline(project)
     print_summary(project, record)
+    _exit_for(record)
 
 
 @main.command("example-api")

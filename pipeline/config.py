@@ -32,7 +32,15 @@ class _Strict(BaseModel):
 
 class LakeSection(_Strict):
     url: str | None = Field(
-        None, description="Local folder (default ./lake) or s3://bucket/prefix."
+        None, description="Local folder (default data/lake) or s3://bucket/prefix."
+    )
+    catalog: str | None = Field(
+        None,
+        description="The DuckLake catalog: sqlite:PATH (default: catalog.sqlite in a local "
+        "lake) or postgres:DSN / postgresql://... (shared by hosts; env LAKEHOUSE_CATALOG).",
+    )
+    retention_days: float = Field(
+        7, gt=0, description="`lakehouse maintain` expires snapshots older than this."
     )
 
 
@@ -163,7 +171,7 @@ def load_project(path: str | Path | None = None, env: Mapping[str, str] | None =
     if dupes:
         raise ConfigError(f"{file}: sources: names must be unique, repeated: {', '.join(dupes)}")
     try:
-        settings = LakeSettings.resolve(spec.lake.url, file.parent, env)
+        settings = LakeSettings.resolve(spec.lake.url, file.parent, env, spec.lake.catalog)
     except LakeConfigError as exc:
         raise ConfigError(f"{file}: lake.url: {exc}") from None
     return Project(path=file, spec=spec, lake=Lake(settings))

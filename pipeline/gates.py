@@ -3,14 +3,15 @@ what happens to data that fails."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
 import duckdb
 
 from expectations import GateResult, load_suites, run_gate
-from lake import BatchRecord, TableState, all_states, load_state, mark_gate, quarantine_batch
-from lake.duck import connection_config, quote_ident, quote_str
+from lake import BatchRecord, TableState, all_states, quarantine_batch, record_gate
+from lake.duck import attach_sql, connection_config, quote_ident, quote_str
 from pipeline.config import Project
 
 
@@ -21,68 +22,23 @@ def _gx_config(project: Project) -> dict:
     return config
 
 
-def _raw_view(project: Project, con: duckdb.DuckDBPyConnection, view: str, keys: list[str]) -> None:
-    """`view` over the given batch objects (columns by name across batches)."""
-    uris = ", ".join(quote_str(project.lake.uri(k)) for k in keys)
-    con.execute(
-        f"CREATE VIEW main.{quote_ident(view)} AS SELECT * FROM "
-        f"read_parquet([{uris}], union_by_name = true, hive_partitioning = false)"
-    )
+def primary_key(project: Project, source: str, table: str) -> list[str]:
+    for src in project.spec.sources:
+        if src.name == source:
+            for tbl in src.tables:
+                if tbl.name == table:
+                    return list(tbl.primary_key)
+    return []
 
 
-def check_raw(project: Project, everything: bool = False) -> GateResult:
-    """Validate each raw batch that has not passed the gate yet, on its own (the cost grows
-    with the new data, not the lake). A batch that fails a critical expectation is moved
-    out of the raw zone into quarantine, so staging never reads it; the others pass."""
-    suites = load_suites(project.expectations_dir, "raw")
-    wanted = {s.target for s in suites}
-    states = all_states(project.lake.storage)
-    by_table: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)
-    for s in states:  # in the raw zone, not passed yet (new ones); or all of them
-        for b in s.batches:
-            if b.in_raw_zone and (everything or b.gate != "passed"):
-                by_table[(s.source, s.table)].append(b)
-    gate_db = project.warehouse_dir / "gate_raw.duckdb"
-    project.warehouse_dir.mkdir(parents=True, exist_ok=True)
-    gate_db.unlink(missing_ok=True)
-    tables: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    con = project.lake.connect(gate_db)
-    try:
-        _context_tables(project, con, states)
-        for (source, table), records in sorted(by_table.items()):
-            if f"{source}.{table}" not in wanted:
-                continue
-            for n, record in enumerate(records):
-                # GX reflects columns without the schema on DuckDB: keep views in `main`
-                view = f"{source}__{table}__{n}"
-                _raw_view(project, con, view, [record.key])
-                tables[f"{source}.{table}"].append((record.load_id, "main", view))
-    finally:
-        con.close()
-    result = run_gate("raw", suites, gate_db, dict(tables), _gx_config(project),
-                      docs_dir=project.warehouse_dir / "data_docs" / "raw")  # fmt: skip
-    failed: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for r in result.blocking:
-        failed[(r.target, r.batch)].append(r.expectation)
-    storage = project.lake.storage
-    for (source, table), records in by_table.items():
-        target = f"{source}.{table}"
-        passed = {r.load_id for r in records if (target, r.load_id) not in failed}
-        if target in wanted:
-            mark_gate(storage, source, table, passed, "passed")
-        for record in records:
-            reasons = failed.get((target, record.load_id))
-            if reasons:
-                quarantine_batch(storage, source, table, record.load_id,
-                                 "failed the raw gate: " + "; ".join(reasons))  # fmt: skip
-    return result
-
-
-def _context_tables(
-    project: Project, con: duckdb.DuckDBPyConnection, states: list[TableState]
+def _lake_views(
+    con: duckdb.DuckDBPyConnection,
+    states: list[TableState],
+    batches: dict[str, tuple[str, str | None]],
 ) -> None:
-    """What cross-table expectations may read: every raw table as `<source>__<table>` (its
-    batches in the raw zone) and `lakehouse_batches` (every batch's rows and verdict)."""
+    """What a gate reads, as views in its own DuckDB file over the lake (attached as of
+    one snapshot): each batch to check as `<source>__<table>__<n>`, every raw table as
+    `<source>__<table>` for cross-table expectations, and `lakehouse_batches`."""
     con.execute(
         "CREATE TABLE lakehouse_batches (source VARCHAR, table_name VARCHAR, load_id VARCHAR, "
         "rows BIGINT, committed_at TIMESTAMPTZ, gate VARCHAR)"
@@ -90,10 +46,100 @@ def _context_tables(
     for s in states:
         for b in s.batches:
             con.execute("INSERT INTO lakehouse_batches VALUES (?, ?, ?, ?, ?, ?)",
-                        [s.source, s.table, b.load_id, b.rows, b.committed_at, b.gate])  # fmt: skip
-        keys = [b.key for b in s.batches if b.in_raw_zone]
-        if keys:
-            _raw_view(project, con, f"{s.source}__{s.table}", keys)
+                        [s.source, s.table, b.load_id, b.landed_rows, b.committed_at or None,
+                         b.gate])  # fmt: skip
+        if any(b.in_raw_zone for b in s.batches):
+            con.execute(
+                f"CREATE VIEW main.{quote_ident(f'{s.source}__{s.table}')} AS "
+                f"SELECT * FROM lake.{quote_ident(s.source)}.{quote_ident(s.table)}"
+            )
+    for view, (relation, load_id) in batches.items():
+        con.execute(
+            f"CREATE VIEW main.{quote_ident(view)} AS SELECT * FROM {relation}"
+            + (f" WHERE _load_id = {quote_str(load_id)}" if load_id else "")
+        )
+
+
+def gate_lake_batches(
+    project: Project, gate: str, checks: dict[str, list[tuple[str, str, str | None]]],
+    con: duckdb.DuckDBPyConnection, states: list[TableState], docs: bool = True,
+) -> GateResult:  # fmt: skip
+    """Run the `gate` suites on lake relations: `checks` is target -> [(label, relation,
+    load_id or None)]. GX reads views in a throwaway DuckDB file of this run only."""
+    suites = load_suites(project.expectations_dir, "raw")
+    project.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    gate_db = project.warehouse_dir / f".gate_{gate}.{uuid.uuid4().hex[:12]}.duckdb"
+    row = con.execute("SELECT id FROM lake.current_snapshot()").fetchone()
+    snapshot = int(row[0]) if row else None
+    attach = attach_sql(project.lake.settings, read_only=True, snapshot=snapshot)
+    init = [project.lake.settings.s3.duckdb_secret_sql()] if project.lake.settings.s3 else []
+    tables: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    views: dict[str, tuple[str, str | None]] = {}
+    for target, items in sorted(checks.items()):
+        for n, (label, relation, load_id) in enumerate(items):
+            # GX reflects columns without the schema on DuckDB: keep views in `main`
+            view = f"{target.replace('.', '__')}__{n}"
+            views[view] = (relation, load_id)
+            tables[target].append((label, "main", view))
+    gcon = duckdb.connect(str(gate_db), config=connection_config())
+    try:
+        for sql in [*init, attach]:
+            gcon.execute(sql)
+        _lake_views(gcon, states, views)
+    finally:
+        gcon.close()
+    try:
+        return run_gate(gate, suites, gate_db, dict(tables), _gx_config(project),
+                        docs_dir=project.warehouse_dir / "data_docs" / gate if docs else None,
+                        init_sql=[*init, attach])  # fmt: skip
+    finally:
+        gate_db.unlink(missing_ok=True)
+        Path(str(gate_db) + ".wal").unlink(missing_ok=True)
+
+
+def check_raw(project: Project, everything: bool = False, run_id: str | None = None) -> GateResult:
+    """Validate each raw batch that has not passed the gate yet, on its own (the cost grows
+    with the new data, not the lake). A batch that fails a critical expectation leaves the
+    raw table in one transaction (`lake.quarantine_batch`), so staging never reads it and
+    its table's watermark goes back to where it started; the others pass."""
+    suites = load_suites(project.expectations_dir, "raw")
+    wanted = {s.target for s in suites}
+    con = project.lake.connect()
+    try:
+        states = all_states(con)
+        by_table: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)
+        for s in states:  # in the raw zone, not checked yet (new ones); or all of them
+            for b in s.batches:
+                if b.in_raw_zone and (everything or b.gate is None):
+                    by_table[(s.source, s.table)].append(b)
+        checks: dict[str, list[tuple[str, str, str | None]]] = {
+            f"{src}.{tbl}": [(r.load_id, f"lake.{quote_ident(src)}.{quote_ident(tbl)}", r.load_id)
+                             for r in records]
+            for (src, tbl), records in by_table.items() if f"{src}.{tbl}" in wanted
+        }  # fmt: skip
+        result = gate_lake_batches(project, "raw", checks, con, states)
+        failed: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for r in result.blocking:
+            failed[(r.target, r.batch)].append(r.expectation)
+        verdicts = [
+            (record, (f"{src}.{tbl}", record.load_id) not in failed)
+            for (src, tbl), records in by_table.items() if f"{src}.{tbl}" in wanted
+            for record in records
+        ]  # fmt: skip
+        record_gate(con, verdicts, run_id)
+        by_state = {(s.source, s.table): s for s in states}
+        for record, passed in verdicts:
+            if passed:
+                continue
+            reasons = failed[(f"{record.source}.{record.table}", record.load_id)]
+            with project.lake.table_lock(record.source, record.table):
+                keys = primary_key(project, record.source, record.table)
+                reason = "failed the raw gate: " + "; ".join(reasons)
+                state = by_state[(record.source, record.table)]
+                quarantine_batch(con, state, record.load_id, reason, keys, run_id)
+        return result
+    finally:
+        con.close()
 
 
 def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[Path, int]:
@@ -103,12 +149,19 @@ def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[P
 
     if "." in target:
         source, table = target.split(".", 1)
-        state = load_state(project.lake.storage, source, table)
-        keys = [b.key for b in state.batches if b.in_raw_zone]
-        if not keys:
-            raise SuiteError(f"{target}: no batches in the raw zone: run `lakehouse ingest`")
         con = project.lake.connect()
-        _raw_view(project, con, "profiled", keys)
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
+            "AND schema_name = ? AND table_name = ?",
+            [source, table],
+        ).fetchone()
+        if not exists or not exists[0]:
+            con.close()
+            raise SuiteError(f"{target}: no such raw table in the lake: run `lakehouse ingest`")
+        con.execute(
+            f"CREATE TEMP VIEW profiled AS SELECT * FROM "
+            f"lake.{quote_ident(source)}.{quote_ident(table)}"
+        )
         gate, name = "raw", f"raw__{source}__{table}"
     else:
         if target not in mart_tables(project):

@@ -47,6 +47,9 @@ class RunRecord:
     finished_at: str | None = None
     error: str | None = None
     stages: list[StageRecord] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    """Batches this run set aside whole, each with its reason: the run says so (status
+    `quarantined`, exit code 3), while the rest of the data went on."""
 
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -83,7 +86,7 @@ def _ingest_details(report: IngestReport) -> dict[str, Any]:
                 "batches": len(t.batches),
                 "rows": t.rows,
                 "quarantined": t.quarantined,
-                "recovered": t.recovered,
+                "waiting": t.waiting,
                 "error": t.error,
                 "seconds": round(t.seconds, 3),
             }
@@ -137,11 +140,15 @@ def run_pipeline(
             run_id=record.run_id,
         )
         rec.details = _ingest_details(ingest_report)
+        record.quarantined += [
+            f"{b.source}.{b.table} batch {b.load_id}: {b.reason}"
+            for b in ingest_report.quarantined_batches
+        ]
         if not ingest_report.ok:
             raise StageFailed("ingest", "; ".join(ingest_report.failures()))
 
     def do_check_raw(rec: StageRecord) -> None:
-        result = check_raw(project)
+        result = check_raw(project, run_id=record.run_id)
         rec.details = _gate_details(result)
         result.raise_for_failures()
 
@@ -178,7 +185,7 @@ def run_pipeline(
         for name in STAGES:
             if name in stages:
                 stage(name, steps[name])
-        record.status = "passed"
+        record.status = "quarantined" if record.quarantined else "passed"
     except StageFailed as exc:
         record.status, record.error = "failed", str(exc)
         raise

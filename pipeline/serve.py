@@ -21,7 +21,14 @@ from pipeline.errors import StageFailed
 from pipeline.gates import mart_tables
 
 
-def publish(project: Project, run_id: str | None = None) -> list[str]:
+def publish(project: Project, run_id: str | None = None, force: bool = False) -> list[str]:
+    """Publish the built marts. By hand (`lakehouse publish`), the mart gate runs first and
+    nothing is published unless it passes; `force` skips it (the run pipeline gates right
+    before publishing)."""
+    if not force and run_id is None:
+        from pipeline.gates import check_marts
+
+        check_marts(project).raise_for_failures()
     tables = mart_tables(project)
     if not tables:
         raise StageFailed("publish", f"no marts in {project.build_db}: run `lakehouse build`")
@@ -67,22 +74,23 @@ def serve_folder(folder: Path, port: int) -> None:
 
 
 def connect_serving(project: Project) -> duckdb.DuckDBPyConnection:
-    """The analyst's view: published marts (read-only) plus `raw.<source>.<table>`."""
-    con = project.lake.connect()
+    """The analyst's view: published marts (read-only) plus `raw.<source>.<table>` (the
+    lake's raw tables, read-only)."""
+    con = project.lake.connect(lake_read_only=True)
     if project.serving_db.exists():
         con.execute(f"ATTACH {quote_str(str(project.serving_db))} AS serving (READ_ONLY)")
         con.execute("USE serving")
     con.execute("ATTACH ':memory:' AS raw")
-    for source in project.spec.sources:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS raw.{quote_ident(source.name)}")
-        for table in source.tables:
-            if project.lake.has_data(source.name, table.name):
-                con.execute(
-                    f"CREATE VIEW raw.{quote_ident(source.name)}.{quote_ident(table.name)} AS "
-                    f"SELECT * FROM read_parquet("
-                    f"{quote_str(project.lake.raw_glob_uri(source.name, table.name))}, "
-                    "hive_partitioning = true, union_by_name = true)"
-                )
+    tables = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'lake' "
+        "AND NOT starts_with(schema_name, '_') ORDER BY ALL"
+    ).fetchall()
+    for source, table in tables:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS raw.{quote_ident(source)}")
+        con.execute(
+            f"CREATE VIEW raw.{quote_ident(source)}.{quote_ident(table)} AS "
+            f"SELECT * FROM lake.{quote_ident(source)}.{quote_ident(table)}"
+        )
     return con
 
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import click
 
-from lake import all_states
+from lake import TableState, all_states
 from pipeline.config import Project
 from pipeline.run import RunRecord, last_runs
 
 
 def print_summary(project: Project, record: RunRecord) -> None:
     click.echo(f"\nrun {record.run_id}: {record.status}  (lake: {project.lake.settings.url})")
+    for line in record.quarantined:
+        click.echo(f"  QUARANTINED {line}")
     for stage in record.stages:
         click.echo(f"  {stage.name:<12} {stage.status:<7} {stage.seconds:>7.1f}s")
     click.echo("\nrows landed per raw table (this run / total):")
     ingest = record.stage("ingest")
     new = ingest.details.get("tables", {}) if ingest else {}
-    for state in all_states(project.lake.storage):
+    for state in _states(project):
         name = f"{state.source}.{state.table}"
         this_run = new.get(name, {}).get("rows", 0)
         q = f"  ({state.quarantined:,} quarantined)" if state.quarantined else ""
@@ -50,7 +52,6 @@ def print_summary(project: Project, record: RunRecord) -> None:
 def print_sources(project: Project) -> None:
     """Every declared source and table (database globs expanded), with its lake state."""
     from ingest.run import resolve_tables
-    from lake import load_state
 
     for source in project.spec.sources:
         click.echo(f"{source.name} ({source.kind})")
@@ -59,8 +60,9 @@ def print_sources(project: Project) -> None:
         except Exception as exc:
             click.echo(f"  cannot list tables: {exc}")
             continue
+        states = {(s.source, s.table): s for s in _states(project)}
         for table in tables:
-            state = load_state(project.lake.storage, source.name, table.name)
+            state = states.get((source.name, table.name)) or TableState(source.name, table.name)
             last = state.last_batch
             where = table.path or table.table or table.name
             click.echo(
@@ -74,15 +76,16 @@ def print_sources(project: Project) -> None:
 
 def print_status(project: Project) -> None:
     click.echo(f"lake: {project.lake.settings.url}")
-    states = all_states(project.lake.storage)
+    states = _states(project)
     if not states:
         click.echo("no raw tables yet: run `lakehouse ingest`")
     for s in states:
         last = s.last_batch
         when = last.committed_at if last else "-"
-        pending = "  PENDING batch (settled on next ingest)" if s.pending else ""
         failed = sum(b.gate == "failed" for b in s.batches)
-        pending += f"  {failed} batch(es) FAILED the raw gate" if failed else ""
+        held = sum(not b.in_raw_zone for b in s.batches)
+        pending = f"  {failed} batch(es) FAILED the raw gate" if failed else ""
+        pending += f"  {held} batch(es) in quarantine" if held else ""
         name = f"{s.source}.{s.table}"
         click.echo(
             f"  {name:<28} {len(s.batches):>4} batches {s.rows:>12,} rows "
@@ -100,3 +103,11 @@ def print_status(project: Project) -> None:
         f"serving database: {project.serving_db}"
         + ("" if project.serving_db.exists() else " (not published yet)")
     )
+
+
+def _states(project: Project) -> list[TableState]:
+    con = project.lake.connect()
+    try:
+        return all_states(con)
+    finally:
+        con.close()

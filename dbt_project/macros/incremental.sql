@@ -1,18 +1,19 @@
 {#
-  Incremental models process only the raw batches they have not seen yet.
+  Incremental models process only the raw rows committed since their last build.
 
-  Every raw row carries `_ingested_at`, the time its batch was landed; a table's batches
-  are committed one after another, so the newest `_ingested_at` a model already holds is
-  its watermark. The watermark is read while the model compiles and written into the SQL
-  as a literal, so DuckDB skips whole batch files by their `load_date` partition (a batch
-  that started after the watermark's batch was landed is filed under that day or a later
-  one) and row groups by their statistics. A full refresh (`dbt build --full-refresh`) reads every batch and
-  gives the same table.
+  Every raw table is a DuckLake table, and every row carries the id of the snapshot (the
+  commit) that wrote it, as the virtual column `snapshot_id`. Snapshot ids grow with
+  commit order, whatever the clocks of the hosts that wrote them, so a batch that started
+  early and committed late is still newer than everything committed before it. A model
+  keeps the snapshot id of the rows it read as `_snapshot_id`; its watermark is the
+  newest one it holds, read while it compiles and written into the SQL as a literal, so
+  DuckLake skips every data file committed before it. A full refresh
+  (`dbt build --full-refresh`) reads every row and gives the same table.
 #}
 
 {# The newest value of `column` in `relation` (default: this model), as text; none when
    the model does not exist yet, is being rebuilt, or is empty. #}
-{% macro lake_watermark(column='_ingested_at', relation=none) -%}
+{% macro lake_watermark(column='_snapshot_id', relation=none) -%}
     {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
     {%- set result = run_query(
         'select cast(max(' ~ column ~ ') as varchar) from ' ~ (relation or this)
@@ -20,16 +21,13 @@
     {{ return(result.columns[0].values()[0]) }}
 {%- endmacro %}
 
-{# A predicate (`true` on a full build) that keeps rows of batches landed after
-   `watermark` (see lake_watermark); `partitioned=false` for a model, not a raw source. #}
-{% macro landed_after(watermark, column='_ingested_at', partitioned=true) -%}
+{# A predicate (`true` on a full build) that keeps rows committed after `watermark` (see
+   lake_watermark): `snapshot_id` on a raw source, `_snapshot_id` on a model. #}
+{% macro landed_after(watermark, column='snapshot_id') -%}
     {%- if watermark is none -%}
         true
-    {%- elif not partitioned -%}
-        {{ column }} > cast('{{ watermark }}' as timestamptz)
     {%- else -%}
-        (load_date >= cast('{{ watermark[:10] }}' as date)
-         and {{ column }} > cast('{{ watermark }}' as timestamptz))
+        {{ column }} > {{ watermark | int }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -45,12 +43,12 @@
     {%- endif %}
 {%- endmacro %}
 
-{# The orders whose version or lines landed after the given watermarks: what the order
-   facts rebuild on an incremental build. #}
+{# The orders whose version or lines were committed after the given watermarks: what the
+   order facts rebuild on an incremental build. #}
 {% macro changed_orders(orders_seen, lines_seen) -%}
     select order_id from {{ ref('stg_shop__orders') }}
-    where {{ landed_after(orders_seen, partitioned=false) }}
+    where {{ landed_after(orders_seen, '_snapshot_id') }}
     union
     select order_id from {{ ref('stg_shop__order_items') }}
-    where {{ landed_after(lines_seen, partitioned=false) }}
+    where {{ landed_after(lines_seen, '_snapshot_id') }}
 {%- endmacro %}

@@ -56,6 +56,9 @@ class Extract:
     """Incremental extracts: the cursor column; the batch's max becomes the watermark."""
     watermark: str | None = None
     """Or the watermark itself, when the source knows it (as an API sent it)."""
+    input_key: str | None = None
+    """What this input is, whatever its content (a file's path, a table); default: the
+    description. The content last landed for an input is what counts."""
 
 
 class Source(ABC):

@@ -72,19 +72,18 @@ class DocumentSource(FileSource):
             return fh.read()
 
     def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
-        landed: set[str] = set()
-        seen: set[tuple[Any, ...]] = set()
+        last: dict[str, tuple[Any, Any, str]] = {}  # path -> the content last landed
         for batch in state.batches:
             for path, size, mtime, fingerprint in batch.input.get("files", []):
-                landed.add(fingerprint)
-                seen.add((path, size, mtime))
+                last[path] = (size, mtime, fingerprint)
         new: list[list[Any]] = []
         for filename, size, mtime in self.list_files(con):
-            if (filename, size, mtime) in seen:
+            before = last.get(filename)
+            if before and before[:2] == (size, mtime):
                 continue
             digest = self.digest(filename)
             fingerprint = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
-            if fingerprint not in landed:
+            if not before or before[2] != fingerprint:
                 new.append([filename, size, mtime, fingerprint])
         if not new:
             return

@@ -68,17 +68,17 @@ class FileSource(Source):
         return "xxh3:" + digest.hexdigest()
 
     def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
-        landed = state.fingerprints
-        seen = {(b.description, b.input.get("size"), b.input.get("mtime")) for b in state.batches}
+        last = state.last_by_input  # what counts is the content last landed for a file
         for filename, size, mtime in self.list_files(con):
-            if (filename, size, mtime) in seen:
+            before = last.get(filename)
+            if before and (before.input.get("size"), before.input.get("mtime")) == (size, mtime):
                 continue  # unchanged since it landed: not even re-read
             digest = self.digest(filename)
             fingerprint = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
-            if fingerprint in landed:
+            if before and before.fingerprint == fingerprint:
                 continue  # touched, same content
             meta: dict[str, Any] = {"size": size, "mtime": mtime, "digest": digest}
-            yield Extract(fingerprint, filename, self._opener(filename), meta)
+            yield Extract(fingerprint, filename, self._opener(filename), meta, input_key=filename)
 
     def _opener(self, filename: str) -> Callable[[duckdb.DuckDBPyConnection], Opened]:
         return lambda con: self.open_file(con, filename)

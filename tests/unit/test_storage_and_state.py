@@ -1,9 +1,9 @@
 from pathlib import Path
 
 import pytest
+from lake.state import BatchRecord, Pending, load_state, save_state
 
 from lake import LakeError, LakeSettings, LocalStorage, TableState
-from lake.state import BatchRecord, Pending, load_state, save_state
 
 
 def test_local_writes_are_atomic_and_tmp_files_are_invisible(tmp_path: Path) -> None:

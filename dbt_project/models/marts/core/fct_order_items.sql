@@ -1,8 +1,8 @@
 -- Incremental: rebuilds the lines of the orders that changed since the last build (new
 -- lines, or a new version of their order); a full refresh gives the same table.
 {{ config(materialized='incremental', unique_key='order_item_id', on_schema_change='append_new_columns') }}
-{%- set lines_seen = lake_watermark('_ingested_at') %}
-{%- set orders_seen = lake_watermark('_order_ingested_at') %}
+{%- set lines_seen = lake_watermark('_snapshot_id') %}
+{%- set orders_seen = lake_watermark('_order_snapshot_id') %}
 
 with
 
@@ -50,7 +50,8 @@ final as (
 
         -- lineage (what the next incremental build starts from)
         order_items._ingested_at,
-        orders._ingested_at as _order_ingested_at
+        order_items._snapshot_id,
+        orders._snapshot_id as _order_snapshot_id
 
     from order_items
     inner join orders on order_items.order_id = orders.order_id

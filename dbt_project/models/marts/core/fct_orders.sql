@@ -1,8 +1,8 @@
 -- Incremental: rebuilds the orders that changed since the last build (a new version of
 -- the order, or new lines); a full refresh gives the same table.
 {{ config(materialized='incremental', unique_key='order_id', on_schema_change='append_new_columns') }}
-{%- set orders_seen = lake_watermark('_ingested_at') %}
-{%- set lines_seen = lake_watermark('_lines_ingested_at') %}
+{%- set orders_seen = lake_watermark('_snapshot_id') %}
+{%- set lines_seen = lake_watermark('_lines_snapshot_id') %}
 
 with
 
@@ -38,7 +38,7 @@ order_totals as (
         sum(quantity) as unit_count,
         sum(quantity * unit_price) as gross_amount,
         sum(discount_amount) as discount_amount,
-        max(_ingested_at) as _lines_ingested_at
+        max(_snapshot_id) as _lines_snapshot_id
     from order_items
     {%- if is_incremental() %}
     where order_id in (select order_id from changed_orders)
@@ -92,7 +92,8 @@ final as (
 
         -- lineage (what the next incremental build starts from)
         orders._ingested_at,
-        order_totals._lines_ingested_at
+        orders._snapshot_id,
+        order_totals._lines_snapshot_id
 
     from orders
     left join order_totals on orders.order_id = order_totals.order_id

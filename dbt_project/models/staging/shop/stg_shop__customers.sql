@@ -6,9 +6,17 @@ customers as (
 
 ),
 
+latest_dump as (
+
+    -- a customer deleted at the source is not in the latest dump, so not current
+    select max(_snapshot_id) as _snapshot_id from customers
+
+),
+
 final as (
 
-    select * from customers
+    select * exclude (_snapshot_id) from customers
+    where _snapshot_id = (select _snapshot_id from latest_dump)
     {{ latest_version('customer_id', 'updated_at desc, _ingested_at desc, _load_id desc') }}
 
 )

@@ -1,4 +1,4 @@
--- Incremental: each build reads only the batches landed since the last one.
+-- Incremental: each build reads only the rows committed since the last one.
 {{ config(materialized='incremental', unique_key='order_item_id', on_schema_change='append_new_columns') }}
 {%- set watermark = lake_watermark() %}
 
@@ -6,7 +6,7 @@ with
 
 source as (
 
-    select * from {{ source('shop', 'order_items') }}
+    select *, snapshot_id as _snapshot_id from {{ source('shop', 'order_items') }}
     where {{ landed_after(watermark) }}
 
 ),
@@ -26,7 +26,8 @@ renamed as (
 
         -- lineage
         _load_id,
-        _ingested_at
+        _ingested_at,
+        _snapshot_id
 
     from source
 

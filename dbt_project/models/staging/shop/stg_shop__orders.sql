@@ -1,4 +1,4 @@
--- Incremental: each build reads only the batches landed since the last one, and keeps the
+-- Incremental: each build reads only the rows committed since the last one, and keeps the
 -- latest version of each order among those rows and the version already held.
 {{ config(materialized='incremental', unique_key='order_id', on_schema_change='append_new_columns') }}
 {%- set watermark = lake_watermark() %}
@@ -7,7 +7,7 @@ with
 
 source as (
 
-    select * from {{ source('shop', 'orders') }}
+    select *, snapshot_id as _snapshot_id from {{ source('shop', 'orders') }}
     where {{ landed_after(watermark) }}
 
 ),
@@ -34,7 +34,8 @@ renamed as (
 
         -- lineage
         _load_id,
-        _ingested_at
+        _ingested_at,
+        _snapshot_id
 
     from source
 

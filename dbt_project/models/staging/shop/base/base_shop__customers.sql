@@ -1,10 +1,11 @@
--- Every version of every customer the lake holds (one per full dump that carried it),
--- cleaned: stg_shop__customers keeps the latest, dim_customers_history the changes.
+-- Every version of every customer the lake holds (one per full dump that carried it: the
+-- table's write disposition is append, to keep them), cleaned: stg_shop__customers keeps
+-- the customers of the latest dump, dim_customers_history the changes.
 with
 
 source as (
 
-    select * from {{ source('shop', 'customers') }}
+    select *, snapshot_id as _snapshot_id from {{ source('shop', 'customers') }}
 
 ),
 
@@ -26,7 +27,8 @@ renamed as (
 
         -- lineage
         _load_id,
-        _ingested_at
+        _ingested_at,
+        _snapshot_id
 
     from source
 

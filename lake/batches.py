@@ -1,0 +1,367 @@
+"""The batch log: every batch of a raw table commits in one DuckLake transaction.
+
+One transaction holds a batch's rows (its Parquet file added to the raw table, or inlined
+when small), its rows that did not parse, the rows it replaces (write dispositions
+`replace` and `merge`), and its row in `_lakehouse.batches`: what input it came from,
+rows, watermark, columns, run. The log can therefore never be ahead of or behind the
+data. Later verdicts (raw gate, quarantine, release) are rows of `_lakehouse.batch_events`,
+each written in the same transaction as the change it records.
+
+A table's state (its batches, their gate verdicts, its cursor watermark, the content last
+landed for each input) is derived from the two logs: there is no state to rewrite, so a
+commit costs the same with 10 or 10,000 batches behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import duckdb
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from lake import layout
+from lake.duck import quote_ident, quote_str
+
+log = logging.getLogger("lakehouse.lake")
+
+DISPOSITIONS = ("append", "replace", "merge")
+_bootstrapped: set[str] = set()
+
+_DDL = [
+    f"CREATE SCHEMA IF NOT EXISTS lake.{layout.META}",
+    f"CREATE SCHEMA IF NOT EXISTS lake.{layout.QUARANTINE}",
+    f"""CREATE TABLE IF NOT EXISTS lake.{layout.BATCHES} (
+        load_id VARCHAR, source VARCHAR, table_name VARCHAR, input_key VARCHAR,
+        fingerprint VARCHAR, description VARCHAR, input VARCHAR, rows BIGINT,
+        rejected BIGINT, watermark_from VARCHAR, watermark VARCHAR, columns VARCHAR,
+        schema_change VARCHAR, disposition VARCHAR, status VARCHAR, reason VARCHAR,
+        quarantine_table VARCHAR, run_id VARCHAR, committed_at TIMESTAMPTZ)""",
+    f"""CREATE TABLE IF NOT EXISTS lake.{layout.EVENTS} (
+        load_id VARCHAR, source VARCHAR, table_name VARCHAR, event VARCHAR,
+        reason VARCHAR, quarantine_table VARCHAR, run_id VARCHAR, event_at TIMESTAMPTZ)""",
+    f"""CREATE TABLE IF NOT EXISTS lake.{layout.REJECTED} (
+        source VARCHAR, table_name VARCHAR, load_id VARCHAR, source_file VARCHAR,
+        line BIGINT, column_name VARCHAR, error_type VARCHAR, raw_record VARCHAR,
+        reason VARCHAR, rejected_at TIMESTAMPTZ)""",
+    f"""CREATE TABLE IF NOT EXISTS lake.{layout.PUBLICATIONS} (
+        run_id VARCHAR, snapshot_id BIGINT, marts VARCHAR, forced BOOLEAN,
+        rollback_of VARCHAR, published_at TIMESTAMPTZ)""",
+]
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A commit that lost a race with another writer (DuckLake conflict, or a SQLite
+    catalog busy with another commit): try the transaction again."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and (
+        "conflict" in text or "database is locked" in text or "busy" in text
+    )
+
+
+in_transaction = retry(
+    retry=retry_if_exception(_retryable),
+    wait=wait_random_exponential(multiplier=0.05, max=2),
+    stop=stop_after_attempt(12),
+    reraise=True,
+)
+"""Decorates a function that runs one whole transaction: on a lost race it is rolled
+back (by `transaction`) and run again from the start."""
+
+
+class transaction:
+    """BEGIN ... COMMIT, rolled back on any error."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        self.con.execute("BEGIN TRANSACTION")
+        return self.con
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if kind is None:
+            try:
+                self.con.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
+            self.con.execute("ROLLBACK")
+
+
+def ensure_catalog(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
+    """Create the lake's own tables on first use (safe when two processes race)."""
+    if catalog in _bootstrapped:
+        return
+
+    @in_transaction
+    def create() -> None:
+        with transaction(con):
+            for ddl in _DDL:
+                con.execute(ddl)
+
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
+        "AND schema_name = ? AND table_name = 'publications'",
+        [layout.META],
+    ).fetchone()
+    if not exists or not exists[0]:
+        create()
+        con.execute(f"CALL lake.set_option('data_inlining_row_limit', {_inline_rows()})")
+    _bootstrapped.add(catalog)
+
+
+def _inline_rows() -> int:
+    from lake.duck import INLINE_ROWS
+
+    return INLINE_ROWS
+
+
+@dataclass
+class BatchRecord:
+    load_id: str
+    source: str
+    table: str
+    input_key: str
+    fingerprint: str
+    description: str
+    rows: int
+    """Rows the batch holds (in the raw table, or in quarantine when set aside whole)."""
+    rejected: int = 0
+    """Rows that did not parse (in `_lakehouse.rejected_rows`, with file, line, reason)."""
+    committed_at: str = ""
+    input: dict[str, Any] = field(default_factory=dict)
+    watermark_from: str | None = None
+    watermark: str | None = None
+    columns: list[list[str]] | None = None
+    schema_change: str | None = None
+    disposition: str = "append"
+    status: str = "landed"
+    """`landed` (in the raw table) or `quarantined` (set aside whole)."""
+    reason: str | None = None
+    """Why it is quarantined."""
+    quarantine_table: str | None = None
+    run_id: str | None = None
+    gate: str | None = None
+    """The raw gate's verdict: None (not checked yet), 'passed' or 'failed'."""
+    snapshot_id: int | None = None
+    """The DuckLake snapshot that committed it."""
+
+    @property
+    def in_raw_zone(self) -> bool:
+        return self.status == "landed"
+
+    @property
+    def landed_rows(self) -> int:
+        return self.rows if self.in_raw_zone else 0
+
+    @property
+    def quarantined(self) -> int:
+        return self.rejected + (0 if self.in_raw_zone else self.rows)
+
+
+@dataclass
+class TableState:
+    source: str
+    table: str
+    batches: list[BatchRecord] = field(default_factory=list)
+    watermark: str | None = None
+    """Where the next incremental extract starts: the last landed batch's watermark, set
+    back to where a batch started when that batch is quarantined."""
+
+    @property
+    def last_by_input(self) -> dict[str, BatchRecord]:
+        """The batch that last landed each input (a file, a table dump)."""
+        return {b.input_key: b for b in self.batches}
+
+    @property
+    def fingerprints(self) -> set[str]:
+        return {b.fingerprint for b in self.batches}
+
+    @property
+    def columns(self) -> list[list[str]] | None:
+        """The columns of the latest batch that reached the raw table."""
+        for b in reversed(self.batches):
+            if b.columns is not None and b.in_raw_zone:
+                return b.columns
+        return None
+
+    @property
+    def rows(self) -> int:
+        return sum(b.landed_rows for b in self.batches)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(b.quarantined for b in self.batches)
+
+    @property
+    def last_batch(self) -> BatchRecord | None:
+        return self.batches[-1] if self.batches else None
+
+    def batch(self, load_id: str) -> BatchRecord:
+        for b in self.batches:
+            if b.load_id == load_id:
+                return b
+        raise KeyError(f"{self.source}.{self.table}: no batch {load_id}")
+
+
+# -- reading the logs ------------------------------------------------------------------
+
+
+def _cursor_key(value: str) -> tuple[int, Any]:
+    try:
+        return (0, Decimal(value))
+    except InvalidOperation:
+        return (1, value)
+
+
+def earliest(a: str | None, b: str | None) -> str | None:
+    """The earlier of two watermarks; None (from the beginning) is earliest of all."""
+    if a is None or b is None:
+        return None
+    return min(a, b, key=_cursor_key)
+
+
+def latest(a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b, key=_cursor_key)
+
+
+_BATCH_COLUMNS = (
+    "load_id, source, table_name, input_key, fingerprint, description, input, rows, "
+    "rejected, watermark_from, watermark, columns, schema_change, disposition, status, "
+    "reason, quarantine_table, run_id, committed_at::VARCHAR, snapshot_id"
+)
+
+
+def _record(row: tuple) -> BatchRecord:
+    (load_id, source, table, input_key, fingerprint, description, input_, rows, rejected,
+     wfrom, wm, columns, change, disposition, status, reason, qtable, run_id, at,
+     snapshot) = row  # fmt: skip
+    return BatchRecord(
+        load_id, source, table, input_key, fingerprint, description, int(rows),
+        int(rejected or 0), at or "", json.loads(input_ or "{}"), wfrom, wm,
+        json.loads(columns) if columns else None, change, disposition, status, reason,
+        qtable, run_id, None, snapshot,
+    )  # fmt: skip
+
+
+def all_states(
+    con: duckdb.DuckDBPyConnection, source: str | None = None, table: str | None = None
+) -> list[TableState]:
+    """Every raw table's state (or one table's), folded from the logs in commit order."""
+    where, params = "", []
+    if source is not None and table is not None:
+        where, params = " WHERE source = ? AND table_name = ?", [source, table]
+    batches = con.execute(
+        f"SELECT {_BATCH_COLUMNS} FROM lake.{layout.BATCHES}{where} "
+        "ORDER BY snapshot_id, committed_at, load_id",
+        params,
+    ).fetchall()
+    events = con.execute(
+        f"SELECT snapshot_id, source, table_name, load_id, event, reason, quarantine_table "
+        f"FROM lake.{layout.EVENTS}{where} ORDER BY snapshot_id, event_at",
+        params,
+    ).fetchall()
+    states: dict[tuple[str, str], TableState] = {}
+    by_id: dict[str, BatchRecord] = {}
+    # one timeline per table: batches and events in commit (snapshot) order
+    timeline: list[tuple[int, int, Any]] = []
+    for n, row in enumerate(batches):
+        record = _record(row)
+        by_id[record.load_id] = record
+        timeline.append((record.snapshot_id or 0, n, record))
+    for n, (snap, *ev) in enumerate(events):
+        timeline.append((int(snap), len(batches) + n, tuple(ev)))
+    timeline.sort(key=lambda t: (t[0], t[1]))
+    for _, _, item in timeline:
+        if isinstance(item, BatchRecord):  # a batch committed
+            state = states.setdefault(
+                (item.source, item.table), TableState(item.source, item.table)
+            )
+            state.batches.append(item)
+            if item.in_raw_zone and item.watermark is not None:
+                state.watermark = latest(state.watermark, item.watermark)
+            continue
+        src, tbl, load_id, event, reason, qtable = item
+        found = by_id.get(load_id)
+        if found is None:
+            continue
+        record = found
+        state = states[(src, tbl)]
+        if event in ("gate_passed", "gate_failed"):
+            record.gate = event[5:]
+        elif event == "quarantined":
+            record.status, record.reason, record.quarantine_table = "quarantined", reason, qtable
+            state.watermark = earliest(state.watermark, record.watermark_from)
+        elif event == "released":
+            record.status, record.reason, record.quarantine_table = "landed", None, None
+            record.gate = "passed"
+            state.watermark = latest(state.watermark, record.watermark)
+    return sorted(states.values(), key=lambda s: (s.source, s.table))
+
+
+def load_state(con: duckdb.DuckDBPyConnection, source: str, table: str) -> TableState:
+    found = all_states(con, source, table)
+    return found[0] if found else TableState(source, table)
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[list[str]] | None:
+    """Columns of a lake table (`schema.table`), or None when it does not exist."""
+    schema, name = relation.split(".")
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'lake' "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [schema, name],
+    ).fetchall()
+    return [[r[0], r[1]] for r in rows] or None
+
+
+def _event(con: duckdb.DuckDBPyConnection, record: BatchRecord, event: str,
+           reason: str | None = None, qtable: str | None = None,
+           run_id: str | None = None) -> None:  # fmt: skip
+    con.execute(
+        f"INSERT INTO lake.{layout.EVENTS} VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+        [record.load_id, record.source, record.table, event, reason, qtable, run_id],
+    )
+
+
+def record_gate(
+    con: duckdb.DuckDBPyConnection, verdicts: list[tuple[BatchRecord, bool]], run_id: str | None
+) -> None:
+    """The raw gate's verdicts, all in one commit."""
+    if not verdicts:
+        return
+
+    @in_transaction
+    def write() -> None:
+        with transaction(con):
+            for record, passed in verdicts:
+                _event(con, record, "gate_passed" if passed else "gate_failed", run_id=run_id)
+
+    write()
+    for record, passed in verdicts:
+        record.gate = "passed" if passed else "failed"
+
+
+def rejected_rows(con: duckdb.DuckDBPyConnection, load_id: str) -> duckdb.DuckDBPyRelation:
+    return con.sql(
+        f"SELECT source_file, line, column_name, error_type, raw_record, reason "
+        f"FROM lake.{layout.REJECTED} WHERE load_id = {quote_str(load_id)} ORDER BY line"
+    )
+
+
+def key_match(keys: list[str], left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{quote_ident(k)} = {right}.{quote_ident(k)}" for k in keys)
