@@ -167,7 +167,10 @@ def _land(
                 watermark = row[0] if row and row[0] is not None else state.watermark
         except duckdb.Error as exc:
             raise IngestError(src.name, tbl.name, _first_line(exc), extract.description) from exc
-        change, divert = _schema_policy(src, tbl, state, columns, extract.description)
+        if written.rows == 0:  # no values: its sniffed types say nothing about the table
+            change, divert, columns = None, None, []
+        else:
+            change, divert = _schema_policy(src, tbl, state, columns, extract.description)
         new = NewBatch(
             load_id, src.name, tbl.name, extract.input_key or extract.description,
             extract.fingerprint, extract.description, key, written.rows, columns,

@@ -89,22 +89,62 @@ def describe_change(old: list[list[str]] | None, new: list[list[str]]) -> str:
     return "; ".join(parts) or "column order"
 
 
-def _evolve(con: duckdb.DuckDBPyConnection, relation: str, columns: list[list[str]]) -> None:
-    """Add the batch's new columns to the table and widen types that grew (INTEGER ->
-    BIGINT). A change DuckLake cannot make in place raises `SchemaConflict`."""
+def _evolve(
+    con: duckdb.DuckDBPyConnection, relation: str, columns: list[list[str]], rows: str = ""
+) -> dict[str, str]:
+    """Make the table take the batch's columns: add the new ones, widen types that grew
+    (INTEGER -> BIGINT). A column that became text turns the table's column into text (a
+    rewrite of the table: DuckLake only widens in place); a batch column narrower than
+    the table's is cast on the way in. Returns the batch columns to cast; a change that
+    would lose values raises `SchemaConflict`. `rows`: the batch's rows (a relation), to
+    check that its values fit where the types alone do not say."""
     existing = {c: t for c, t in table_columns(con, relation) or []}
+    cast: dict[str, str] = {}
     for name, kind in columns:
         column = quote_ident(name)
-        if name not in existing:
+        before = existing.get(name)
+        if before is None:
             con.execute(f"ALTER TABLE lake.{relation} ADD COLUMN {column} {kind}")
-        elif existing[name] != kind:
+        elif before == kind or before == "VARCHAR":
+            if before != kind:
+                cast[name] = before  # anything lands as text without loss
+        elif kind == "VARCHAR":
+            con.execute(
+                f"CREATE OR REPLACE TABLE lake.{relation} AS SELECT * REPLACE "
+                f"({column}::VARCHAR AS {column}) FROM lake.{relation}"
+            )
+        else:
             try:
                 con.execute(f"ALTER TABLE lake.{relation} ALTER COLUMN {column} TYPE {kind}")
-            except duckdb.Error as exc:
-                raise SchemaConflict(
-                    f"column {name} is {kind} in this batch but {existing[name]} in the table, "
-                    "and DuckLake only widens types in place"
-                ) from exc
+            except duckdb.Error:
+                if not _fits(con, kind, before, column, rows):
+                    raise SchemaConflict(
+                        f"column {name} is {kind} in this batch but {before} in the table"
+                    ) from None
+                cast[name] = before
+    return cast
+
+
+def _fits(
+    con: duckdb.DuckDBPyConnection, kind: str, target: str, column: str, rows: str
+) -> bool:
+    """Whether the batch's values of type `kind` convert to `target` without loss: by the
+    types (INTEGER into DOUBLE), or by the values (whole numbers below 2^53 into DOUBLE)."""
+    if kind in ("BIGINT", "HUGEINT", "UBIGINT") and target == "DOUBLE" and rows:
+        row = con.execute(
+            f"SELECT count(*) FROM {rows} WHERE {column}::DOUBLE::{kind} <> {column}"
+        ).fetchone()
+        return bool(row) and row[0] == 0
+    widening = {
+        "TINYINT": {"SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "DOUBLE", "FLOAT"},
+        "SMALLINT": {"INTEGER", "BIGINT", "HUGEINT", "DOUBLE", "FLOAT"},
+        "INTEGER": {"BIGINT", "HUGEINT", "DOUBLE"},
+        "BIGINT": {"HUGEINT"},
+        "FLOAT": {"DOUBLE"},
+        "DATE": {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE"},
+        "TIMESTAMP": {"TIMESTAMP WITH TIME ZONE"},
+    }
+    return target in widening.get(kind, set())
 
 
 def _apply_disposition(
@@ -135,7 +175,7 @@ def commit_batch(
     record = BatchRecord(
         new.load_id, new.source, new.table, new.input_key, new.fingerprint, new.description,
         new.rows, new.rejected, "", new.input, new.watermark_from, new.watermark,
-        new.columns, new.schema_change, new.disposition,
+        new.columns or None, new.schema_change, new.disposition,
         "quarantined" if new.divert else "landed", new.divert, qtable, new.run_id,
     )  # fmt: skip
 
@@ -165,15 +205,16 @@ def commit_batch(
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                 [new.load_id, new.source, new.table, new.input_key, new.fingerprint,
                  new.description, json.dumps(new.input, default=str), new.rows, new.rejected,
-                 new.watermark_from, new.watermark, json.dumps(new.columns), new.schema_change,
+                 new.watermark_from, new.watermark, json.dumps(new.columns) if new.columns else None,
+                 new.schema_change,
                  new.disposition, record.status, new.divert, qtable, new.run_id],
             )  # fmt: skip
             failpoint("before_commit")
 
     commit()
     failpoint("after_commit")
-    if inline:
-        storage.delete(new.file_key)  # its rows live in the catalog now
+    if not _referenced(con, uri):
+        storage.delete(new.file_key)  # its rows were copied in (inlined, or cast)
     row = con.execute(
         f"SELECT committed_at::VARCHAR, snapshot_id FROM lake.{layout.BATCHES} WHERE load_id = ?",
         [new.load_id],
@@ -194,18 +235,36 @@ def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str
         [new.source],
     ).fetchone()[0]:  # type: ignore[index]
         con.execute(f"CREATE SCHEMA lake.{schema}")
+    cast: dict[str, str] = {}
     if table_columns(con, relation) is None:
         con.execute(f"CREATE TABLE {raw} AS SELECT * FROM read_parquet({quote_str(uri)}) LIMIT 0")
+    elif new.rows == 0:
+        return  # an empty batch: recorded, nothing to add
     else:
-        _evolve(con, relation, [[c, t] for c, t in _file_columns(con, uri)])
-    if inline:
-        con.execute(f"INSERT INTO {raw} BY NAME SELECT * FROM read_parquet({quote_str(uri)})")
+        cast = _evolve(con, relation, [[c, t] for c, t in _file_columns(con, uri)],
+                       f"read_parquet({quote_str(uri)})")  # fmt: skip
+    if inline or cast:  # rows copied in (small, or cast to the table's types)
+        replace = ", ".join(f"{quote_ident(c)}::{t} AS {quote_ident(c)}" for c, t in cast.items())
+        con.execute(
+            f"INSERT INTO {raw} BY NAME SELECT * {f'REPLACE ({replace})' if replace else ''} "
+            f"FROM read_parquet({quote_str(uri)})"
+        )
     else:
         con.execute(
             f"CALL ducklake_add_data_files('lake', {quote_str(new.table)}, {quote_str(uri)}, "
             f"schema => {quote_str(new.source)}, allow_missing => true)"
         )
     _apply_disposition(con, raw, new.load_id, new.disposition, new.primary_key)
+
+
+def _referenced(con: duckdb.DuckDBPyConnection, uri: str) -> bool:
+    """Whether a table now owns the batch's file (else its rows were copied)."""
+    name = uri.rsplit("/", 1)[-1]
+    row = con.execute(
+        "SELECT count(*) FROM __ducklake_metadata_lake.ducklake_data_file WHERE path LIKE ?",
+        [f"%{name}"],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _file_columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[tuple[str, str]]:
@@ -238,6 +297,8 @@ def quarantine_batch(
             if record.disposition in ("replace", "merge") and record.snapshot_id is not None:
                 _restore_replaced(con, raw, record, primary_key)
             con.execute(f"DELETE FROM {raw} WHERE _load_id = {this}")
+            for column in _added_by(state, record):  # its schema change goes with it
+                con.execute(f"ALTER TABLE {raw} DROP COLUMN {quote_ident(column)}")
             _event(con, record, "quarantined", reason, qtable, run_id)
             failpoint("quarantine_before_commit")
 
@@ -247,6 +308,15 @@ def quarantine_batch(
 
     state.watermark = earliest(state.watermark, record.watermark_from)
     return record
+
+
+def _added_by(state: TableState, record: BatchRecord) -> list[str]:
+    """Columns only this batch brought: no other batch in the raw table has them."""
+    others: set[str] = set(LINEAGE_COLUMNS)
+    for b in state.batches:
+        if b.in_raw_zone and b.load_id != record.load_id:
+            others |= {c for c, _ in b.columns or []}
+    return [c for c, _ in record.columns or [] if c not in others]
 
 
 def _restore_replaced(con: duckdb.DuckDBPyConnection, raw: str, record: BatchRecord,

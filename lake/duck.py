@@ -7,11 +7,14 @@ attached as `lake` (`lake.<source>.<table>` are the raw tables).
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from pathlib import Path
 
 import duckdb
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from lake import extensions
 from lake.config import LakeSettings
@@ -88,23 +91,52 @@ def attach_lake(
     """Attach the DuckLake catalog (creating it on first use)."""
     path = settings.catalog_path
     if path is not None:
-        _sqlite_wal(path)
-    con.execute(attach_sql(settings, alias, read_only, snapshot))
+        _sqlite_catalog(path, settings)
+    _attach(con, attach_sql(settings, alias, read_only, snapshot))
 
 
-def _sqlite_wal(path: Path) -> None:
-    """A SQLite catalog in WAL mode: readers never block a commit, and a commit never
-    waits for a long reader (the default rollback journal does both)."""
+@retry(
+    retry=retry_if_exception(lambda e: "locked" in str(e) or "busy" in str(e).lower()),
+    wait=wait_random_exponential(multiplier=0.05, max=1),
+    stop=stop_after_attempt(20),
+    reraise=True,
+)
+def _attach(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """A SQLite catalog answers 'locked' while another process commits: try again."""
+    con.execute(sql)
+
+
+def _sqlite_catalog(path: Path, settings: LakeSettings) -> None:
+    """Once per process: the SQLite catalog exists, initialised by one process at a time
+    (two first attaches at once would both create DuckLake's tables), and is in WAL mode:
+    readers never block a commit, and a commit never waits for a long reader (the default
+    rollback journal does both)."""
     with _wal_lock:
         if path in _wal_done:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(path, timeout=30)
+        fd = os.open(f"{path}.init.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if con.execute("PRAGMA journal_mode").fetchone() != ("wal",):
-                con.execute("PRAGMA journal_mode=WAL")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            con = sqlite3.connect(path, timeout=30)
+            try:
+                if con.execute("PRAGMA journal_mode").fetchone() != ("wal",):
+                    con.execute("PRAGMA journal_mode=WAL")
+                initialised = con.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'ducklake_metadata'"
+                ).fetchone()
+            finally:
+                con.close()
+            if not initialised or not initialised[0]:
+                duck = duckdb.connect(config=connection_config())
+                try:
+                    if settings.s3 is not None:
+                        duck.execute(settings.s3.duckdb_secret_sql())
+                    _attach(duck, attach_sql(settings))
+                finally:
+                    duck.close()
         finally:
-            con.close()
+            os.close(fd)
         _wal_done.add(path)
 
 

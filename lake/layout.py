@@ -74,7 +74,7 @@ def batch_file_key(source: str, table: str, load_id: str) -> str:
 
 def quarantine_table(source: str, table: str, load_id: str) -> str:
     """A batch set aside whole keeps its own columns in its own table."""
-    tag = re.sub(r"[^a-z0-9]", "", check_id("load id", load_id).lower())[-14:]
+    tag = re.sub(r"[^a-z0-9]", "", check_id("load id", load_id).lower())
     return f"{check_name('source', source)}__{check_name('table', table)}__{tag}"
 
 

@@ -151,7 +151,7 @@ class S3Storage(Storage):
             for obj in page.get("Contents", []):
                 yield obj["Key"][strip:]
 
-    def incomplete_uploads(self, prefix: str = "") -> list[str]:
+    def incomplete_uploads(self, prefix: str = "") -> builtins.list[str]:
         """Keys of multipart uploads that never completed (a writer killed mid-upload)."""
         full = self._key(prefix) if prefix else (self.settings.prefix or "")
         response = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full)

@@ -10,9 +10,26 @@ from pathlib import Path
 import duckdb
 
 from expectations import GateResult, load_suites, run_gate
-from lake import BatchRecord, TableState, all_states, quarantine_batch, record_gate
+from lake import (
+    LINEAGE_COLUMNS,
+    BatchRecord,
+    TableState,
+    all_states,
+    quarantine_batch,
+    record_gate,
+)
 from lake.duck import attach_sql, connection_config, quote_ident, quote_str
 from pipeline.config import Project
+
+
+Check = tuple[str, str, str | None, list[str] | None]
+"""(label, relation, load_id to filter on or None, columns to show or None)"""
+
+
+def _batch_columns(record: BatchRecord) -> list[str] | None:
+    if not record.columns:
+        return None
+    return [c for c, _ in record.columns] + list(LINEAGE_COLUMNS)
 
 
 def _gx_config(project: Project) -> dict:
@@ -34,7 +51,7 @@ def primary_key(project: Project, source: str, table: str) -> list[str]:
 def _lake_views(
     con: duckdb.DuckDBPyConnection,
     states: list[TableState],
-    batches: dict[str, tuple[str, str | None]],
+    batches: dict[str, tuple[str, str | None, list[str] | None]],
 ) -> None:
     """What a gate reads, as views in its own DuckDB file over the lake (attached as of
     one snapshot): each batch to check as `<source>__<table>__<n>`, every raw table as
@@ -53,19 +70,22 @@ def _lake_views(
                 f"CREATE VIEW main.{quote_ident(f'{s.source}__{s.table}')} AS "
                 f"SELECT * FROM lake.{quote_ident(s.source)}.{quote_ident(s.table)}"
             )
-    for view, (relation, load_id) in batches.items():
+    for view, (relation, load_id, columns) in batches.items():
+        # a batch's own columns, not the table's (which has every batch's)
+        select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
         con.execute(
-            f"CREATE VIEW main.{quote_ident(view)} AS SELECT * FROM {relation}"
+            f"CREATE VIEW main.{quote_ident(view)} AS SELECT {select} FROM {relation}"
             + (f" WHERE _load_id = {quote_str(load_id)}" if load_id else "")
         )
 
 
 def gate_lake_batches(
-    project: Project, gate: str, checks: dict[str, list[tuple[str, str, str | None]]],
+    project: Project, gate: str, checks: dict[str, list[Check]],
     con: duckdb.DuckDBPyConnection, states: list[TableState], docs: bool = True,
 ) -> GateResult:  # fmt: skip
     """Run the `gate` suites on lake relations: `checks` is target -> [(label, relation,
-    load_id or None)]. GX reads views in a throwaway DuckDB file of this run only."""
+    load_id or None, columns or None)]. GX reads views in a throwaway DuckDB file of this
+    run only."""
     suites = load_suites(project.expectations_dir, "raw")
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
     gate_db = project.warehouse_dir / f".gate_{gate}.{uuid.uuid4().hex[:12]}.duckdb"
@@ -74,12 +94,12 @@ def gate_lake_batches(
     attach = attach_sql(project.lake.settings, read_only=True, snapshot=snapshot)
     init = [project.lake.settings.s3.duckdb_secret_sql()] if project.lake.settings.s3 else []
     tables: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    views: dict[str, tuple[str, str | None]] = {}
+    views: dict[str, tuple[str, str | None, list[str] | None]] = {}
     for target, items in sorted(checks.items()):
-        for n, (label, relation, load_id) in enumerate(items):
+        for n, (label, relation, load_id, columns) in enumerate(items):
             # GX reflects columns without the schema on DuckDB: keep views in `main`
             view = f"{target.replace('.', '__')}__{n}"
-            views[view] = (relation, load_id)
+            views[view] = (relation, load_id, columns)
             tables[target].append((label, "main", view))
     gcon = duckdb.connect(str(gate_db), config=connection_config())
     try:
@@ -112,9 +132,9 @@ def check_raw(project: Project, everything: bool = False, run_id: str | None = N
             for b in s.batches:
                 if b.in_raw_zone and (everything or b.gate is None):
                     by_table[(s.source, s.table)].append(b)
-        checks: dict[str, list[tuple[str, str, str | None]]] = {
-            f"{src}.{tbl}": [(r.load_id, f"lake.{quote_ident(src)}.{quote_ident(tbl)}", r.load_id)
-                             for r in records]
+        checks: dict[str, list[Check]] = {
+            f"{src}.{tbl}": [(r.load_id, f"lake.{quote_ident(src)}.{quote_ident(tbl)}", r.load_id,
+                              _batch_columns(r)) for r in records]
             for (src, tbl), records in by_table.items() if f"{src}.{tbl}" in wanted
         }  # fmt: skip
         result = gate_lake_batches(project, "raw", checks, con, states)

@@ -68,7 +68,7 @@ def release(project: Project, load_id: str, run_id: str | None = None) -> BatchR
                         f"({describe_change(current, batch.columns)}) and the source's "
                         f"schema_policy is {policy}: set it to evolve to admit it"))  # fmt: skip
             relation = f"lake.{layout.QUARANTINE}.{quote_ident(batch.quarantine_table or '')}"
-            result = gate_lake_batches(project, "raw_release", {name: [(load_id, relation, None)]},
+            result = gate_lake_batches(project, "raw_release", {name: [(load_id, relation, None, None)]},
                                        con, states, docs=False)  # fmt: skip
             if not result.ok:
                 failures = "; ".join(r.describe() for r in result.blocking)

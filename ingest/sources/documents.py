@@ -13,6 +13,7 @@ import hashlib
 import io
 import mimetypes
 import posixpath
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.sources.base import Extract, Opened
-from ingest.sources.files import FileSource
+from ingest.sources.files import FileSource, unchanged
 from lake import TableState, layout
 
 SCHEMA = pa.schema([
@@ -73,18 +74,22 @@ class DocumentSource(FileSource):
 
     def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
         last: dict[str, tuple[Any, Any, str]] = {}  # path -> the content last landed
+        state_hashed: dict[str, int] = {}
         for batch in state.batches:
-            for path, size, mtime, fingerprint in batch.input.get("files", []):
+            for path, size, mtime, fingerprint, *hashed in batch.input.get("files", []):
                 last[path] = (size, mtime, fingerprint)
+                state_hashed[path] = hashed[0] if hashed else 0
         new: list[list[Any]] = []
         for filename, size, mtime in self.list_files(con):
             before = last.get(filename)
-            if before and before[:2] == (size, mtime):
+            hashed_at = int(time.time() * 1000)
+            if before and unchanged({"size": before[0], "mtime": before[1],
+                                      "hashed_at": state_hashed.get(filename)}, size, mtime):  # fmt: skip
                 continue
             digest = self.digest(filename)
             fingerprint = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
             if not before or before[2] != fingerprint:
-                new.append([filename, size, mtime, fingerprint])
+                new.append([filename, size, mtime, fingerprint, hashed_at])
         if not new:
             return
         batch_fp = hashlib.sha256("".join(f[3] for f in new).encode()).hexdigest()

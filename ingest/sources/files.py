@@ -9,6 +9,7 @@ and mtime match their last landing are not even re-read.
 from __future__ import annotations
 
 import hashlib
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,6 +20,18 @@ import xxhash
 from ingest.errors import IngestError
 from ingest.sources.base import Extract, Opened, Source
 from lake import S3Storage, TableState
+
+
+MTIME_RESOLUTION_MS = 2000  # file systems and object stores keep mtimes to the second
+
+
+def unchanged(landed: dict[str, Any], size: int, mtime: int) -> bool:
+    """Same size and mtime as when it landed, and that mtime was already in the past when
+    the file was hashed (a rewrite within the same second keeps the mtime: re-hash)."""
+    hashed_at = landed.get("hashed_at") or 0
+    return (landed.get("size"), landed.get("mtime")) == (size, mtime) and (
+        mtime < hashed_at - MTIME_RESOLUTION_MS
+    )
 
 
 class FileSource(Source):
@@ -71,13 +84,16 @@ class FileSource(Source):
         last = state.last_by_input  # what counts is the content last landed for a file
         for filename, size, mtime in self.list_files(con):
             before = last.get(filename)
-            if before and (before.input.get("size"), before.input.get("mtime")) == (size, mtime):
+            if before and unchanged(before.input, size, mtime):
                 continue  # unchanged since it landed: not even re-read
+            hashed_at = int(time.time() * 1000)
             digest = self.digest(filename)
             fingerprint = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
             if before and before.fingerprint == fingerprint:
                 continue  # touched, same content
-            meta: dict[str, Any] = {"size": size, "mtime": mtime, "digest": digest}
+            meta: dict[str, Any] = {
+                "size": size, "mtime": mtime, "digest": digest, "hashed_at": hashed_at
+            }  # fmt: skip
             yield Extract(fingerprint, filename, self._opener(filename), meta, input_key=filename)
 
     def _opener(self, filename: str) -> Callable[[duckdb.DuckDBPyConnection], Opened]:

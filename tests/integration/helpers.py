@@ -10,22 +10,43 @@ from pathlib import Path
 
 import duckdb
 
+from lake import TableState, all_states, layout, load_state
 from pipeline.config import Project
 
 
 def raw_rows(project: Project, source: str, table: str) -> int:
-    """Rows a reader sees in a raw table (0 when no batch is visible)."""
+    """Rows a reader sees in a raw table (0 when it does not exist yet)."""
     con = project.lake.connect()
     try:
-        row = con.execute(
-            "SELECT count(*) FROM read_parquet(?, union_by_name = true)",
-            [project.lake.raw_glob_uri(source, table)],
-        ).fetchone()
+        row = con.execute(f"SELECT count(*) FROM {layout.raw_table(source, table)}").fetchone()
         return int(row[0]) if row else 0
-    except duckdb.IOException as exc:
-        if "No files found" in str(exc):
-            return 0
-        raise
+    except duckdb.CatalogException:
+        return 0
+    finally:
+        con.close()
+
+
+def table_state(project: Project, source: str, table: str) -> TableState:
+    """A raw table's state, from the lake's batch log."""
+    con = project.lake.connect()
+    try:
+        return load_state(con, source, table)
+    finally:
+        con.close()
+
+
+def all_states_of(project: Project) -> list[TableState]:
+    con = project.lake.connect()
+    try:
+        return all_states(con)
+    finally:
+        con.close()
+
+
+def lake_sql(project: Project, sql: str, params: list | None = None) -> list[tuple]:
+    con = project.lake.connect()
+    try:
+        return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
 

@@ -1,5 +1,5 @@
 """Each kind of bad batch fails the raw gate with the right message; the batch leaves the
-raw zone (staging never sees it); the published marts stay byte for byte; the next good
+raw table in one transaction (staging never sees it); the published marts stay byte for byte; the next good
 batch passes. (Null and duplicate keys and unknown statuses: test_gates.py.)"""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from lake import load_state
 from pipeline.run import run_pipeline
-from tests.integration.helpers import cli, raw_rows, shop_db
+from tests.integration.helpers import cli, raw_rows, shop_db, table_state
 
 HEADER = "warehouse_id,sensor_id,reading_ts,temperature_c\n"
 
@@ -96,15 +95,15 @@ def test_bad_batch(kind: str, make_project) -> None:
     result = cli(project, "run")
     assert result.returncode == 1, result.stdout + result.stderr
     [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
-    bad = load_state(project.lake.storage, source, table).batches[-1]
+    bad = table_state(project, source, table).batches[-1]
     assert line.startswith("error: check_raw failed: raw gate failed"), line
     assert f"{target} batch {bad.load_id}: {expected}" in line, line
-    assert bad.gate == "failed" and bad.key.startswith(f"quarantine/{source}/{table}/batches/")
+    assert bad.gate == "failed" and not bad.in_raw_zone and bad.quarantine_table
     assert raw_rows(project, source, table) == raw_before  # staging reads none of it
     assert project.serving_db.read_bytes() == published  # BI keeps the last good marts
 
     fix_it(project)
     record = run_pipeline(project)
     assert record.status == "passed", record.error
-    good = load_state(project.lake.storage, source, table).batches[-1]
-    assert good.gate == "passed" and good.key.startswith("raw/")
+    good = table_state(project, source, table).batches[-1]
+    assert good.gate == "passed" and good.in_raw_zone

@@ -10,9 +10,8 @@ from pathlib import Path
 import yaml
 
 from ingest import run_ingest
-from lake import load_state
 from pipeline.config import Project, load_project
-from tests.integration.helpers import cli, raw_rows
+from tests.integration.helpers import cli, raw_rows, table_state
 from tests.postgres import psql
 
 
@@ -35,7 +34,7 @@ def _ingest(project: Project):
 def _rows(project: Project, source: str, table: str, sql: str) -> list[tuple]:
     con = project.lake.connect()
     try:
-        return con.execute(sql.replace("{t}", f"'{project.lake.raw_glob_uri(source, table)}'"))\
+        return con.execute(sql.replace("{t}", f"lake.{source}.{table}"))\
             .fetchall()  # fmt: skip
     finally:
         con.close()
@@ -81,7 +80,13 @@ def test_postgres_full_dump_keeps_exact_types_and_lands_only_on_change(
     psql(postgres, f"UPDATE {schema}.products SET price = 21.00 WHERE product_id = 2")
     third = _ingest(project)  # changed: a new full dump
     assert third.rows == 2
-    assert raw_rows(project, "shopdb", "products") == 4
+    # write disposition replace (a full dump's default): the new dump replaces the old one
+    assert raw_rows(project, "shopdb", "products") == 2
+    assert _rows(project, "shopdb", "products", "SELECT price::VARCHAR FROM {t} "
+                 "WHERE product_id = 2") == [("21.00",)]  # fmt: skip
+    psql(postgres, f"DELETE FROM {schema}.products WHERE product_id = 2")
+    assert _ingest(project).rows == 1
+    assert raw_rows(project, "shopdb", "products") == 1  # deleted at the source: gone
 
 
 def test_postgres_incremental_by_cursor_with_lag(postgres: str, tmp_path: Path) -> None:
@@ -99,7 +104,7 @@ def test_postgres_incremental_by_cursor_with_lag(postgres: str, tmp_path: Path) 
         "tables": [{"name": "orders", "cursor": "updated_at", "lag": "5 minutes"}],
     })  # fmt: skip
     assert _ingest(project).rows == 1000
-    state = load_state(project.lake.storage, "shopdb", "orders")
+    state = table_state(project, "shopdb", "orders")
     assert state.watermark is not None and state.watermark.startswith("2026-01-01 16:40:00")
 
     assert _ingest(project).rows == 0  # nothing past the watermark: nothing lands
@@ -148,7 +153,7 @@ def test_sqlite_table_list_glob_and_incremental_ids(tmp_path: Path) -> None:
     report = _ingest(project)
     by_table = {t.table: t.rows for t in report.tables}
     assert by_table["audit"] == 1
-    assert load_state(project.lake.storage, "erp", "audit").watermark == "4"
+    assert table_state(project, "erp", "audit").watermark == "4"
 
     listing = cli(project, "sources")  # the glob is expanded, the state shown
     assert listing.returncode == 0, listing.stderr

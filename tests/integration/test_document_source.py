@@ -34,8 +34,7 @@ def test_text_and_pdf_files_become_rows_and_originals(tmp_path: Path) -> None:
         r[0]: r[1:]
         for r in con.execute(
             "SELECT file_name, media_type, page_count, text, extraction_error, original_key, "
-            "size_bytes FROM read_parquet(?)",
-            [project.lake.raw_glob_uri("support", "docs")],
+            "size_bytes FROM lake.support.docs",
         ).fetchall()
     }
     assert rows["ticket-1.txt"][0] == "text/plain" and "refund" in rows["ticket-1.txt"][2]

@@ -35,9 +35,10 @@ def _quarantine(project: Project, table: str) -> list[tuple]:
     con = project.lake.connect()
     try:
         return con.execute(
-            "SELECT source_file, line, error_type, reason, raw_record FROM read_parquet(?) "
+            "SELECT source_file, line, error_type, reason, raw_record "
+            "FROM lake._lakehouse.rejected_rows WHERE source = 'files' AND table_name = ? "
             "ORDER BY line",
-            [project.lake.uri(f"quarantine/files/{table}/*/*.parquet")],
+            [table],
         ).fetchall()
     finally:
         con.close()
@@ -65,8 +66,7 @@ def test_csv_dialects_encodings_and_compression(tmp_path: Path) -> None:
     con = project.lake.connect()
     names = lambda t: sorted(  # noqa: E731
         r[0] for r in con.execute(
-            f"SELECT * EXCLUDE (_load_id, _source_file, _ingested_at, load_date) "
-            f"FROM '{project.lake.raw_glob_uri('files', t)}'"
+            f"SELECT * EXCLUDE (_load_id, _source_file, _ingested_at) FROM lake.files.{t}"
         ).fetchall() for r in [r[1:]]
     )  # fmt: skip
     assert names("bom") == ["Ana", "Zoë"]
@@ -74,7 +74,7 @@ def test_csv_dialects_encodings_and_compression(tmp_path: Path) -> None:
     assert names("nohdr") == ["Bo", "Cy"]
     assert names("compressed") == ["Dee", "Quoted, name", "Zed"]
     cols = [r[0] for r in con.execute(
-        f"DESCRIBE FROM '{project.lake.raw_glob_uri('files', 'bom')}'").fetchall()]  # fmt: skip
+        "DESCRIBE FROM lake.files.bom").fetchall()]  # fmt: skip
     assert cols[:2] == ["id", "name"]  # the BOM is not part of the first column name
 
 
@@ -119,8 +119,8 @@ def test_json_lines_and_arrays_keep_nesting_and_never_truncate(tmp_path: Path) -
     assert report.ok, report.failures()
     con = project.lake.connect()
     rows = con.execute(
-        f"SELECT id, ctx.page, len(ctx.tags), value::VARCHAR, typeof(value) "
-        f"FROM '{project.lake.raw_glob_uri('files', 'clicks')}' ORDER BY id"
+        "SELECT id, ctx.page, len(ctx.tags), value::VARCHAR, typeof(value) "
+        "FROM lake.files.clicks ORDER BY id"
     ).fetchall()
     assert rows == [
         (1, "/a", 1, "1", "JSON"), (2, "/b", 0, '"n/a"', "JSON"), (3, "/c", 2, "2.5", "JSON")
@@ -166,15 +166,13 @@ def test_a_column_that_turns_to_text_late_lands_as_text(tmp_path: Path) -> None:
     report = _ingest(project)
     assert report.ok
     con = project.lake.connect()
-    glob = project.lake.raw_glob_uri("files", "catalog")
     types = dict(
-        con.execute(f"SELECT column_name, column_type FROM (DESCRIBE FROM '{glob}')").fetchall()
+        con.execute("SELECT column_name, column_type FROM (DESCRIBE lake.files.catalog)").fetchall()
     )
     assert types["sku"] == "BIGINT"  # the columns that fit keep their inferred type
     assert types["code"] == "VARCHAR" and types["price"] == "VARCHAR"
     texts = con.execute(
-        f"SELECT code, price FROM '{project.lake.raw_glob_uri('files', 'catalog')}' "
-        "WHERE sku >= 60000 ORDER BY sku"
+        "SELECT code, price FROM lake.files.catalog WHERE sku >= 60000 ORDER BY sku"
     ).fetchall()
     assert texts == [("AB-12", "1.5"), ("7", "not a price")]
     assert report.tables[0].rows == 60_002 and report.tables[0].quarantined == 1
@@ -191,3 +189,19 @@ def test_a_changed_file_lands_again_as_a_new_batch(tmp_path: Path) -> None:
     report = _ingest(project)
     assert report.rows == 2 and len(report.tables[0].batches) == 1
     assert raw_rows(project, "files", "prices") == 3  # both versions; staging picks the latest
+
+
+def test_a_file_reverted_to_earlier_content_lands_again(tmp_path: Path) -> None:
+    """What counts is the content last landed for a file, not every content ever seen."""
+    src = tmp_path / "in" / "prices.csv"
+    src.parent.mkdir()
+    project = _project(tmp_path, [{"name": "prices", "path": str(src)}], "csv")
+    for content, expected in [("A", 1), ("B", 1), ("A", 1), ("A", 0)]:
+        src.write_text(f"sku,price\n1,{ {'A': 2.5, 'B': 3.5}[content] }\n")
+        report = _ingest(project)
+        assert report.ok and len(report.tables[0].batches) == expected, content
+    con = project.lake.connect()
+    latest = con.execute(
+        "SELECT price FROM lake.files.prices ORDER BY snapshot_id DESC LIMIT 1"
+    ).fetchone()
+    assert latest == (2.5,)  # A, landed again after B

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from lake import load_state
 from pipeline.errors import StageFailed
 from pipeline.run import run_pipeline
-from tests.integration.helpers import cli, raw_rows, serving_scalar, shop_db, shop_rows
+from tests.integration.helpers import (
+    cli,
+    lake_sql,
+    raw_rows,
+    serving_scalar,
+    shop_db,
+    shop_rows,
+    table_state,
+)
 
 
 def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project) -> None:
@@ -33,8 +40,9 @@ def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project)
     assert len(lines) == 1, result.stderr[-3000:]
     message = lines[0]
     assert "Traceback" not in result.stderr
-    state = load_state(project.lake.storage, "shop", "orders")
+    state = table_state(project, "shop", "orders")
     bad = state.batches[-1]
+    assert state.watermark == bad.watermark_from  # set back to where the batch started
     assert message.startswith("error: check_raw failed: raw gate failed")
     assert f"shop.orders batch {bad.load_id}: " in message  # the table and the batch
     assert "expect_column_values_to_not_be_null(column='order_id')" in message
@@ -42,18 +50,21 @@ def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project)
     assert "expect_column_values_to_be_in_set(column='status'" in message
     assert "'lost'" in message  # a sample of the failing values
     # only the new batch was checked (4 new rows and the lag window's re-read)
-    assert 4 <= bad.quarantined < 100 and f"of {bad.quarantined} rows" in message
+    assert 4 <= bad.rows < 100 and f"of {bad.rows} rows" in message
     assert project.serving_db.read_bytes() == published  # BI still reads the last good marts
 
-    # the batch is out of the raw zone: staging never reads it; status shows it
-    assert bad.gate == "failed" and bad.rows == 0
-    assert bad.key.startswith("quarantine/shop/orders/batches/")
-    assert project.lake.storage.exists(bad.key)
-    assert bad.diverted and "expect_column_values_to_be_unique" in bad.diverted
+    # the batch left the raw table (staging never reads it) for its own quarantine table,
+    # in one transaction; status and `quarantine list` show it
+    assert bad.gate == "failed" and bad.landed_rows == 0 and not bad.in_raw_zone
+    assert bad.reason and "expect_column_values_to_be_unique" in bad.reason
+    held = lake_sql(project, f"SELECT count(*) FROM lake._quarantine.{bad.quarantine_table}")
+    assert held == [(bad.rows,)]
     assert all(b.gate == "passed" for b in state.batches[:-1])
     assert raw_rows(project, "shop", "orders") == shop_rows(project, "orders") - 4
     status = cli(project, "status")
     assert "1 batch(es) FAILED the raw gate" in status.stdout
+    listed = cli(project, "quarantine", "list")
+    assert bad.load_id in listed.stdout and "shop.orders" in listed.stdout
 
     # the source is fixed and re-ingested: the run passes and publishes the good orders
     shop_db(project, "DELETE FROM orders WHERE order_id IS NULL OR customer_id = 6")
@@ -61,6 +72,36 @@ def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project)
     record = run_pipeline(project)
     assert record.status == "passed"
     assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == orders_before + 2
+
+
+def test_a_quarantined_batch_comes_back_whole_when_only_its_bad_row_is_fixed(
+    make_project,
+) -> None:
+    """1,000 new orders with one bad row: the batch is quarantined and the watermark set
+    back, so fixing only the bad row brings all 1,000 orders to the marts."""
+    project = make_project()
+    run_pipeline(project)
+    orders_before = serving_scalar(project, "SELECT count(*) FROM fct_orders")
+    import sqlite3
+
+    con = sqlite3.connect(project.base_dir / "sources" / "shop.sqlite")
+    con.executemany(
+        "INSERT INTO orders (order_id, customer_id, status, ordered_at, currency, "
+        "shipping_amount, updated_at) VALUES (?, 5, ?, '2026-04-01 10:00:00', 'EUR', 4.99, "
+        "'2026-06-01 00:00:00')",
+        [(800000 + i, "lost" if i == 500 else "placed") for i in range(1000)],
+    )
+    con.commit()
+    con.close()
+    with pytest.raises(StageFailed, match="expect_column_values_to_be_in_set"):
+        run_pipeline(project)
+    assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == orders_before
+    # the application fixes the one bad row; its updated_at moves, the others' do not
+    shop_db(project, "UPDATE orders SET status = 'placed', updated_at = '2026-06-01 00:00:01' "
+            "WHERE order_id = 800500")  # fmt: skip
+    record = run_pipeline(project)
+    assert record.status == "passed", record.error
+    assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == orders_before + 1000
 
 
 def test_failing_mart_gate_publishes_nothing(make_project) -> None:

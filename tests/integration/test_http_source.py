@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from ingest import run_ingest
-from lake import load_state
 from pipeline.config import Project, load_project
-from tests.integration.helpers import raw_rows
+from tests.integration.helpers import raw_rows, table_state
 from tests.integration.vendor_api import API_KEY, PASSWORD, TOKEN, USER, VendorApi
 
 
@@ -62,24 +61,23 @@ def test_pages_retries_rate_limit_and_a_malformed_page(tmp_path: Path) -> None:
 
     con = project.lake.connect()
     q = con.execute(
-        "SELECT source_file, line, error_type, raw_record FROM read_parquet(?)",
-        [project.lake.uri("quarantine/vendor/reviews/*/*.parquet")],
+        "SELECT source_file, line, error_type, raw_record FROM lake._lakehouse.rejected_rows "
+        "WHERE source = 'vendor' AND table_name = 'reviews'",
     ).fetchall()
     assert q == [(f"{api.url}/reviews?per_page=10&page=4", 4, "INVALID PAGE",
                   "<html>502 Bad Gateway</html>")]  # fmt: skip
     row = con.execute(
-        "SELECT meta.ip, _source_file FROM read_parquet(?) WHERE review_id = 1",
-        [project.lake.raw_glob_uri("vendor", "reviews")],
+        "SELECT meta.ip, _source_file FROM lake.vendor.reviews WHERE review_id = 1",
     ).fetchone()
     assert row == ("10.0.0.1", f"{api.url}/reviews")  # nested JSON stays nested
-    assert load_state(project.lake.storage, "vendor", "reviews").watermark is not None
+    assert table_state(project, "vendor", "reviews").watermark is not None
 
 
 def test_incremental_by_cursor_lands_only_what_is_new(tmp_path: Path) -> None:
     with VendorApi(25) as api:
         project = _project(tmp_path, api, [REVIEWS])
         assert _ingest(project).rows == 25
-        state = load_state(project.lake.storage, "vendor", "reviews")
+        state = table_state(project, "vendor", "reviews")
         assert state.watermark == "2026-02-01T00:25:00Z"  # as the API sent it
 
         again = _ingest(project)  # nothing newer: nothing lands
@@ -107,8 +105,7 @@ def test_offset_cursor_and_link_header_pagination(tmp_path: Path) -> None:
         for table in ("by_offset", "by_cursor", "by_link"):
             con = project.lake.connect()
             ids = con.execute(
-                "SELECT count(*), count(DISTINCT review_id) FROM read_parquet(?)",
-                [project.lake.raw_glob_uri("vendor", table)],
+                f"SELECT count(*), count(DISTINCT review_id) FROM lake.vendor.{table}",
             ).fetchone()
             assert ids == (23, 23), table
         # the same content again: nothing lands
@@ -126,8 +123,7 @@ def test_api_key_in_query_is_never_landed_or_printed(tmp_path: Path) -> None:
         assert report.ok
         con = project.lake.connect()
         q = con.execute(
-            "SELECT source_file FROM read_parquet(?)",
-            [project.lake.uri("quarantine/vendor/reviews/*/*.parquet")],
+            "SELECT source_file FROM lake._lakehouse.rejected_rows",
         ).fetchall()
         assert q == [(f"{api.url}/reviews?per_page=10&page=1",)]  # no key in the lineage
         assert all(f"api_key={API_KEY}" in p for _, p, _ in api.log)  # yet it was sent

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from lake import all_states, layout
+from lake import layout
 from lake.duck import connect
 from pipeline.config import Project
 from pipeline.run import run_pipeline
 from tests.conftest import ProjectFactory
-from tests.integration.helpers import raw_rows, serving_scalar
+from tests.integration.helpers import all_states_of, raw_rows, serving_scalar
 
 
 @pytest.fixture
@@ -85,8 +85,7 @@ def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_source
     con = project.lake.connect()
     lineage = con.execute(
         "SELECT count(*) FILTER (WHERE _load_id IS NULL OR _source_file IS NULL "
-        "OR _ingested_at IS NULL), count(DISTINCT _source_file) FROM read_parquet(?)",
-        [project.lake.raw_glob_uri("web", "clickstream")],
+        "OR _ingested_at IS NULL), count(DISTINCT _source_file) FROM lake.web.clickstream",
     ).fetchone()
     con.close()
     assert lineage == (0, 3)  # one batch per monthly file
@@ -95,12 +94,12 @@ def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_source
 def test_rerun_without_new_data_lands_nothing(project: Project, shop_sources) -> None:
     _, counts = shop_sources
     run_pipeline(project)
-    before = {(s.source, s.table): len(s.batches) for s in all_states(project.lake.storage)}
+    before = {(s.source, s.table): len(s.batches) for s in all_states_of(project)}
     again = run_pipeline(project)
     ingest = again.stage("ingest")
     assert ingest is not None
     assert all(t["batches"] == 0 for t in ingest.details["tables"].values())
-    after = {(s.source, s.table): len(s.batches) for s in all_states(project.lake.storage)}
+    after = {(s.source, s.table): len(s.batches) for s in all_states_of(project)}
     assert before == after
     assert raw_rows(project, "shop", "orders") == counts["orders"]
     assert raw_rows(project, "vendor", "reviews") == counts["reviews"]
@@ -135,8 +134,7 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     assert raw_rows(project, "shop", "orders") == counts["orders"]
     con = project.lake.connect()
     types = dict(con.execute(
-        "SELECT column_name, column_type FROM (DESCRIBE FROM read_parquet(?))",
-        [project.lake.raw_glob_uri("shop", "orders")],
+        "SELECT column_name, column_type FROM (DESCRIBE lake.shop.orders)",
     ).fetchall())  # fmt: skip
     assert types["shipping_amount"] == "DECIMAL(12,2)"
     assert types["ordered_at"] == "TIMESTAMP WITH TIME ZONE"

@@ -8,9 +8,13 @@ import pytest
 import yaml
 
 from ingest import run_ingest
-from lake import load_state
 from pipeline.config import load_project
-from tests.integration.helpers import raw_rows
+from tests.integration.helpers import raw_rows, table_state
+
+
+def project_env(project) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    s3 = project.lake.settings.s3
+    return {} if s3 is None else s3.dbt_env()
 
 
 def _setup(tmp_path: Path, policy: str):
@@ -36,16 +40,31 @@ def test_evolve_lands_the_new_shape_and_records_it(tmp_path: Path) -> None:
     report = run_ingest(project.lake, project.spec.sources, project.base_dir)
     assert report.ok and report.rows == 3
     assert raw_rows(project, "iot", "readings") == 5
-    state = load_state(project.lake.storage, "iot", "readings")
-    assert [s["change"] for s in state.schemas] == [
+    state = table_state(project, "iot", "readings")
+    assert [b.schema_change for b in state.batches] == [
         "initial", "added humidity BIGINT; celsius DOUBLE -> VARCHAR"
     ]  # fmt: skip
     con = project.lake.connect()
     values = con.execute(
-        "SELECT celsius::VARCHAR FROM read_parquet(?, union_by_name = true) ORDER BY sensor_id",
-        [project.lake.raw_glob_uri("iot", "readings")],
+        "SELECT celsius, humidity FROM lake.iot.readings ORDER BY sensor_id"
     ).fetchall()
-    assert [v[0] for v in values] == ["4.5", "5.0", "warm", "6.1", "6.3"]  # nothing truncated
+    # the column became text (DuckLake widens only in place: the table was rewritten),
+    # and nothing was truncated
+    assert values == [("4.5", None), ("5.0", None), ("warm", 40), ("6.1", 41), ("6.3", 39)]
+
+
+def test_evolve_casts_a_narrower_batch_into_the_table(tmp_path: Path) -> None:
+    project = _setup(tmp_path, "evolve")
+    (tmp_path / "in" / "readings_2.csv").write_text("sensor_id,celsius\n3,6\n")  # INTEGER
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir)
+    assert report.ok and report.rows == 1
+    con = project.lake.connect()
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE lake.iot.readings)")
+                 .fetchall())  # fmt: skip
+    assert types["celsius"] == "DOUBLE"
+    assert con.execute("SELECT celsius FROM lake.iot.readings WHERE sensor_id = 3").fetchone() == (
+        6.0,
+    )
 
 
 def test_freeze_rejects_the_batch_with_the_change_named(tmp_path: Path) -> None:
@@ -57,8 +76,8 @@ def test_freeze_rejects_the_batch_with_the_change_named(tmp_path: Path) -> None:
         assert "added humidity BIGINT; celsius DOUBLE -> VARCHAR" in failure
         assert "schema_policy is freeze" in failure
         assert raw_rows(project, "iot", "readings") == 2
-    state = load_state(project.lake.storage, "iot", "readings")
-    assert len(state.batches) == 1 and state.pending is None
+    state = table_state(project, "iot", "readings")
+    assert len(state.batches) == 1
 
 
 @pytest.mark.parametrize("lake_kind", ["local", "s3"])
@@ -79,11 +98,29 @@ def test_quarantine_sets_the_whole_batch_aside(
     assert report.ok and report.rows == 0
     assert report.tables[0].quarantined == 3
     assert raw_rows(project, "iot", "readings") == 2
-    state = load_state(project.lake.storage, "iot", "readings")
+    state = table_state(project, "iot", "readings")
     diverted = state.batches[-1]
-    assert diverted.diverted == "schema changed: added humidity BIGINT; celsius DOUBLE -> VARCHAR"
-    assert diverted.key.startswith("quarantine/iot/readings/batches/load_date=")
-    assert project.lake.storage.exists(diverted.key)
-    assert len(state.schemas) == 1  # the accepted schema did not change
+    assert diverted.reason == "schema changed: added humidity BIGINT; celsius DOUBLE -> VARCHAR"
+    assert not diverted.in_raw_zone and diverted.quarantined == 3
+    from lake import layout
+    from tests.integration.helpers import lake_sql
+
+    rows = lake_sql(project, f"SELECT celsius, humidity FROM lake.{layout.QUARANTINE}."
+                    f"{diverted.quarantine_table} ORDER BY sensor_id")  # fmt: skip
+    assert rows == [("warm", 40), ("6.1", 41), ("6.3", 39)]  # kept whole, its own columns
+    assert state.columns == [["sensor_id", "BIGINT"], ["celsius", "DOUBLE"]]  # unchanged
     again = run_ingest(project.lake, project.spec.sources, project.base_dir)
-    assert again.ok and again.rows == 0 and again.tables[0].batches == []
+    assert again.ok and again.rows == 0 and again.tables[0].batches == []  # not diverted again
+
+    # the policy changes to evolve: release re-checks the batch and admits it
+    from pipeline.quarantine import release
+
+    spec = yaml.safe_load((tmp_path / "lakehouse.yml").read_text())
+    with pytest.raises(Exception, match="schema_policy is quarantine"):
+        release(project, diverted.load_id)
+    spec["sources"][0]["schema_policy"] = "evolve"
+    (tmp_path / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(tmp_path / "lakehouse.yml", env=dict(project_env(project)))
+    release(project, diverted.load_id)
+    assert raw_rows(project, "iot", "readings") == 5
+    assert table_state(project, "iot", "readings").batches[-1].in_raw_zone

@@ -1,25 +1,24 @@
-from datetime import date
-
 import pytest
 
 from lake import InvalidName, layout
 
 
-def test_batch_and_quarantine_keys_are_exact() -> None:
+def test_batch_files_and_tables_are_exact() -> None:
     assert (
-        layout.batch_key("shop", "orders", date(2026, 1, 2), "20260102T030405000000-abcd1234")
-        == "raw/shop/orders/load_date=2026-01-02/20260102T030405000000-abcd1234.parquet"
+        layout.batch_file_key("shop", "orders", "20260102T030405000000-abcd1234")
+        == "tables/shop/orders/20260102T030405000000-abcd1234.parquet"
     )
+    assert layout.raw_table("shop", "order_items") == "lake.shop.order_items"
     assert (
-        layout.quarantine_key("shop", "orders", date(2026, 1, 2), "L1")
-        == "quarantine/shop/orders/load_date=2026-01-02/L1.parquet"
+        layout.quarantine_table("shop", "orders", "20260102T030405000000-abcd1234")
+        == "shop__orders__20260102t030405000000abcd1234"
     )
-
-
-def test_reader_glob_state_and_run_keys() -> None:
-    assert layout.raw_glob("shop", "order_items") == "raw/shop/order_items/*/*.parquet"
-    assert layout.state_key("shop", "orders") == "state/shop/orders.json"
     assert layout.run_key("20260101T000000-abc123") == "runs/20260101T000000-abc123.json"
+    assert (layout.BATCHES, layout.EVENTS, layout.REJECTED) == (
+        "_lakehouse.batches",
+        "_lakehouse.batch_events",
+        "_lakehouse.rejected_rows",
+    )
 
 
 @pytest.mark.parametrize(
@@ -27,15 +26,21 @@ def test_reader_glob_state_and_run_keys() -> None:
 )
 def test_outside_names_never_become_keys(name: str) -> None:
     with pytest.raises(InvalidName):
-        layout.batch_key("shop", name, date(2026, 1, 1), "L1")
+        layout.batch_file_key("shop", name, "L1")
     with pytest.raises(InvalidName):
-        layout.state_key(name, "orders")
+        layout.raw_table(name, "orders")
+
+
+@pytest.mark.parametrize("source", ["marts", "main"])  # "_x" is never a name
+def test_the_lake_s_own_schemas_are_not_source_names(source: str) -> None:
+    with pytest.raises(InvalidName, match="reserved"):
+        layout.raw_table(source, "orders")
 
 
 @pytest.mark.parametrize("load_id", ["../x", "a/b", ".hidden", "a..b"])
 def test_ids_are_checked(load_id: str) -> None:
     with pytest.raises(InvalidName):
-        layout.batch_key("shop", "orders", date(2026, 1, 1), load_id)
+        layout.batch_file_key("shop", "orders", load_id)
 
 
 def test_database_passwords_are_redacted() -> None:

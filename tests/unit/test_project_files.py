@@ -23,15 +23,16 @@ def test_dbt_sources_match_lakehouse_yml_and_the_lake_layout() -> None:
     declared = {(s.name, t.name) for s in project.spec.sources for t in s.tables}
     in_dbt = {(name, t["name"]) for name, s in dbt.items() for t in s["tables"]}
     assert declared == in_dbt
+    profile = yaml.safe_load((REPO / "dbt_project" / "profiles.yml").read_text())
+    attach = profile["lakehouse"]["outputs"]["lake"]["attach"]
+    assert [(a["alias"], a["read_only"]) for a in attach] == [("lake", True)]
+    assert "LAKEHOUSE_DUCKLAKE" in attach[0]["path"] and "ducklake:sqlite:" in attach[0]["path"]
     for name, source in dbt.items():
-        meta = source["config"]["meta"]
         for table in source["tables"]:
-            # what dbt-duckdb does with the template (format_map over the source config)
-            location = meta["external_location"].format_map(
-                {"lake": "LAKE", "schema": name, "name": table["name"]}
+            # dbt-duckdb renders a source as <database>.<schema (the source name)>.<table>
+            assert f"{source['database']}.{name}.{table['name']}" == layout.raw_table(
+                name, table["name"]
             )
-            assert f"'LAKE/{layout.raw_glob(name, table['name'])}'" in location
-            assert "hive_partitioning = true" in location
 
 
 def test_docker_compose_structure() -> None:
@@ -54,10 +55,12 @@ def test_docker_compose_structure() -> None:
         "AWS_SECRET_ACCESS_KEY",
         "AWS_REGION",
         "LAKEHOUSE_LAKE_URL",
+        "LAKEHOUSE_CATALOG",
     ):
         assert var in env, var
     assert env["LAKEHOUSE_LAKE_URL"].startswith("s3://")
     assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["LAKEHOUSE_CATALOG"].startswith("postgres:")  # shared by every container
     assert "healthcheck" in services["minio"] and "healthcheck" in services["postgres"]
     # no secret literals for the pipeline: they come from the environment / .env
     assert env["AWS_SECRET_ACCESS_KEY"].startswith("${")
