@@ -201,13 +201,14 @@ def ingest_table(
     src: SourceConfig,
     tbl: TableConfig,
     base_dir: Path,
-    memory_limit_mb: int,
+    shared: duckdb.DuckDBPyConnection,
     run_id: str | None = None,
 ) -> TableReport:
+    """Land a table's new inputs; `shared` is the run's DuckDB database (this worker
+    opens its own connection, with its own transactions and temporary tables, to it)."""
     report = TableReport(src.name, tbl.name)
     started = time.monotonic()
-    con = lake.connect(memory_limit=f"{memory_limit_mb}MB")
-    con.execute("SET preserve_insertion_order = false")
+    con = shared.cursor()
     try:
         with lake.table_lock(src.name, tbl.name):  # one writer per table
             state = load_state(con, src.name, tbl.name)
@@ -255,13 +256,19 @@ def run_ingest(
     settings = settings or IngestSettings()
     chosen, failed = _select(lake, sources, base_dir, only)
     workers = max(1, min(settings.workers, len(chosen)))
-    per_worker_mb = max(64, settings.memory_limit_mb // workers)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
-        futures = [
-            pool.submit(ingest_table, lake, s, t, base_dir, per_worker_mb, run_id)
-            for s, t in chosen
-        ]
-        reports = [f.result() for f in futures]
+    # one DuckDB database for the run, the lake attached once, the memory budget shared by
+    # every worker (each worker its own connection to it)
+    shared = lake.connect(memory_limit=f"{settings.memory_limit_mb}MB")
+    shared.execute("SET preserve_insertion_order = false")
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+            futures = [
+                pool.submit(ingest_table, lake, s, t, base_dir, shared, run_id)
+                for s, t in chosen
+            ]
+            reports = [f.result() for f in futures]
+    finally:
+        shared.close()
     return IngestReport(failed + reports)
 
 

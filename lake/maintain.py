@@ -14,6 +14,8 @@ import duckdb
 
 from lake import layout
 from lake.batches import in_transaction
+from lake.config import TABLES_DIR
+from lake.storage import S3Storage, Storage
 
 
 @dataclass
@@ -26,10 +28,14 @@ class MaintainReport:
 
 
 def maintain(
-    con: duckdb.DuckDBPyConnection, retention_days: float = 7, orphan_age_hours: float = 1
+    con: duckdb.DuckDBPyConnection,
+    retention_days: float = 7,
+    orphan_age_hours: float = 1,
+    storage: Storage | None = None,
 ) -> MaintainReport:
     """`con` has the lake attached. Orphans younger than `orphan_age_hours` are kept: they
-    may be the file of a batch being committed right now."""
+    may be the file of a batch being committed right now. With an S3 `storage`, uploads a
+    killed writer never completed are aborted too."""
     now = datetime.now(UTC)
     cutoff = now - timedelta(days=retention_days)
     # the published set must stay readable, however old
@@ -61,4 +67,8 @@ def maintain(
         "CALL ducklake_delete_orphaned_files('lake', older_than => ?)",
         [now - timedelta(hours=orphan_age_hours)],
     )
+    if isinstance(storage, S3Storage):
+        orphans += storage.abort_incomplete_uploads(
+            TABLES_DIR, older_than=now - timedelta(hours=orphan_age_hours)
+        )
     return MaintainReport(True, True, str(keep_from), deleted, orphans)

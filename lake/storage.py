@@ -157,10 +157,14 @@ class S3Storage(Storage):
         response = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full)
         return [u["Key"] for u in response.get("Uploads", [])]
 
-    def abort_incomplete_uploads(self, prefix: str = "") -> int:
+    def abort_incomplete_uploads(self, prefix: str = "", older_than: Any = None) -> int:
+        """Abort multipart uploads (under a prefix) begun before `older_than`."""
         full = self._key(prefix) if prefix else (self.settings.prefix or "")
         response = self.client.list_multipart_uploads(Bucket=self.settings.bucket, Prefix=full)
-        uploads = response.get("Uploads", [])
+        uploads = [
+            u for u in response.get("Uploads", [])
+            if older_than is None or u.get("Initiated") is None or u["Initiated"] < older_than
+        ]  # fmt: skip
         for upload in uploads:
             self.client.abort_multipart_upload(
                 Bucket=self.settings.bucket, Key=upload["Key"], UploadId=upload["UploadId"]

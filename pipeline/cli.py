@@ -343,7 +343,8 @@ def maintain(ctx: click.Context, retention_days: float | None) -> None:
     project = _project(ctx)
     con = project.lake.connect()
     try:
-        report = do_maintain(con, retention_days or project.spec.lake.retention_days)
+        report = do_maintain(con, retention_days or project.spec.lake.retention_days,
+                             storage=project.lake.storage)  # fmt: skip
     finally:
         con.close()
     click.echo(f"maintained {project.lake.settings.url}: snapshots before {report.expired_before} "

@@ -34,7 +34,6 @@ def dbt_env(project: Project) -> dict[str, str]:
     env.update(
         LAKEHOUSE_LAKE_URL=project.lake.settings.url,
         LAKEHOUSE_DUCKLAKE=project.lake.settings.ducklake_uri,
-        LAKEHOUSE_DATA_PATH=project.lake.settings.data_path,
         LAKEHOUSE_BUILD_DB=str(project.build_db),
         LAKEHOUSE_EXTENSION_DIR=str(extensions.install()),
         DBT_TARGET_PATH=str(project.warehouse_dir / "dbt" / "target"),

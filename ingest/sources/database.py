@@ -53,7 +53,7 @@ def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path)
         kind = "postgres" if source.kind == "postgres" else "sqlite"
         try:
             con.execute(
-                f"ATTACH {quote_str(database_url(source, base_dir))} AS {alias} "
+                f"ATTACH IF NOT EXISTS {quote_str(database_url(source, base_dir))} AS {alias} "
                 f"(TYPE {kind}, READ_ONLY)"
             )
         except duckdb.Error as exc:

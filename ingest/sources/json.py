@@ -56,12 +56,15 @@ class _LineChecked:
             f"delim={RECORD_SEPARATOR}, quote='', escape='', auto_detect=false, "
             "strict_mode=false, null_padding=false)"
         )
+        row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
         con.execute("SET preserve_insertion_order = true")  # for line numbers
-        con.execute(
-            f"CREATE TEMP TABLE lines_{tag} AS "
-            f"SELECT row_number() OVER () AS line, raw FROM {lines}"
-        )
-        con.execute("RESET preserve_insertion_order")
+        try:
+            con.execute(
+                f"CREATE TEMP TABLE lines_{tag} AS "
+                f"SELECT row_number() OVER () AS line, raw FROM {lines}"
+            )
+        finally:  # as it was (the setting is the whole database's)
+            con.execute(f"SET preserve_insertion_order = {bool(row and row[0])}")
         bad = con.execute(
             f"SELECT count(*) FROM lines_{tag} WHERE raw IS NOT NULL AND trim(raw) <> '' "
             "AND NOT json_valid(raw)"

@@ -1,4 +1,9 @@
-"""A batch is all or nothing, and re-running never duplicates rows: real kills."""
+"""A batch is all or nothing, and re-running never duplicates rows: real kills.
+
+A batch's Parquet file is written first, then added to its table in one DuckLake
+transaction with its record in the batch log. A kill before that commit leaves an orphan
+file no table references (`lakehouse maintain` deletes it); a kill after it leaves the
+batch committed whole, and the log says its input has landed."""
 
 from __future__ import annotations
 
@@ -13,10 +18,11 @@ import duckdb
 import pytest
 import yaml
 
-from lake import load_state
+from lake import S3Storage, layout
+from lake.maintain import maintain
 from pipeline.config import Project, load_project
 from pipeline.run import run_pipeline
-from tests.integration.helpers import raw_rows
+from tests.integration.helpers import raw_rows, table_state
 
 BIG_ROWS = 4_000_000
 
@@ -72,15 +78,37 @@ def _start_ingest(project: Project, env: dict[str, str], failpoint: str | None =
     )
 
 
+def _table_files(project: Project) -> list[str]:
+    """Every object under the table's data folder (committed or not)."""
+    prefix = f"{layout.TABLES_DIR}/big/events"
+    return sorted(k for k in project.lake.storage.list(prefix))
+
+
 def _mid_batch(project: Project) -> bool:
-    """True once the batch is being written: its intent is recorded and, locally, the
-    hidden temp file exists."""
-    state = load_state(project.lake.storage, "big", "events")
-    if state.pending is None:
-        return False
-    if project.lake.settings.is_s3:
-        return True  # DuckDB's multipart upload of the staging object is under way
-    return any((Path(project.lake.settings.url) / "raw").rglob(".*.tmp"))
+    """True once the batch's file is being written: locally the file exists, on S3 its
+    multipart upload is under way."""
+    storage = project.lake.storage
+    if isinstance(storage, S3Storage):
+        return bool(storage.incomplete_uploads(layout.TABLES_DIR))
+    return bool(_table_files(project))
+
+
+def _no_leftovers(project: Project) -> None:
+    """`lakehouse maintain` leaves exactly the files the table references."""
+    con = project.lake.connect()
+    try:
+        maintain(con, orphan_age_hours=0, storage=project.lake.storage)
+        referenced = sorted(
+            r[0] for r in con.execute(
+                "SELECT data_file FROM ducklake_list_files('lake', 'events', schema => 'big')"
+            ).fetchall()
+        )  # fmt: skip
+    finally:
+        con.close()
+    assert [project.lake.uri(k) for k in _table_files(project)] == referenced
+    storage = project.lake.storage
+    if isinstance(storage, S3Storage):
+        assert storage.incomplete_uploads() == []  # an interrupted multipart upload too
 
 
 def test_kill_mid_batch_leaves_nothing_visible_and_rerun_lands_exactly_once(crash_project):
@@ -96,30 +124,24 @@ def test_kill_mid_batch_leaves_nothing_visible_and_rerun_lands_exactly_once(cras
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    # the batch was cut off mid-write: readers see nothing, the intent is still pending
+    # the batch was cut off mid-write: readers see nothing, the log holds nothing
     assert raw_rows(project, "big", "events") == 0
-    state = load_state(project.lake.storage, "big", "events")
-    assert state.pending is not None and state.batches == []
+    assert table_state(project, "big", "events").batches == []
 
     record = run_pipeline(project, stages=("ingest",))
     ingest = record.stage("ingest")
-    assert ingest is not None
-    assert ingest.details["tables"]["big.events"]["recovered"] == "discarded"
+    assert ingest is not None and ingest.details["tables"]["big.events"]["batches"] == 1
     assert raw_rows(project, "big", "events") == BIG_ROWS
-    state = load_state(project.lake.storage, "big", "events")
-    assert state.pending is None and len(state.batches) == 1
-    # nothing left behind by the killed writer
-    if project.lake.settings.is_s3:
-        assert list(project.lake.storage.list("_staging")) == []
-    else:
-        assert not any(Path(project.lake.settings.url).rglob(".*.tmp"))
+    assert len(table_state(project, "big", "events").batches) == 1
+    _no_leftovers(project)  # the killed writer's file is gone
 
 
 @pytest.mark.parametrize(
-    ("failpoint", "visible_after_crash", "recovery"),
-    [("before_publish", 0, "discarded"), ("after_publish", BIG_ROWS, "rolled-forward")],
+    ("failpoint", "visible_after_crash", "landed_on_rerun"),
+    [("before_commit", 0, 1), ("after_commit", BIG_ROWS, 0)],
 )
-def test_crash_around_the_commit_point(crash_project, failpoint, visible_after_crash, recovery):
+def test_crash_around_the_commit_point(crash_project, failpoint, visible_after_crash,
+                                       landed_on_rerun):  # fmt: skip
     project, env = crash_project
     proc = _start_ingest(project, env, failpoint)
     proc.wait(timeout=300)
@@ -129,8 +151,8 @@ def test_crash_around_the_commit_point(crash_project, failpoint, visible_after_c
     record = run_pipeline(project, stages=("ingest",))
     ingest = record.stage("ingest")
     assert ingest is not None
-    assert ingest.details["tables"]["big.events"]["recovered"] == recovery
+    assert ingest.details["tables"]["big.events"]["batches"] == landed_on_rerun
     assert raw_rows(project, "big", "events") == BIG_ROWS  # never duplicated
-    state = load_state(project.lake.storage, "big", "events")
+    state = table_state(project, "big", "events")
     assert len(state.batches) == 1 and state.batches[0].rows == BIG_ROWS
-    assert state.pending is None
+    _no_leftovers(project)

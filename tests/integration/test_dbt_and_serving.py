@@ -60,7 +60,9 @@ def test_dbt_build_by_hand_with_the_committed_profile(
         bucket, s3env = request.getfixturevalue("s3_bucket")
         url = f"s3://{bucket}/byhand"
         project = make_project(lake_url=url, env=s3env)
-        env = {**s3env, "LAKEHOUSE_LAKE_URL": url}  # only the standard variables
+        # the standard variables, and where this S3 lake's catalog is
+        env = {**s3env, "LAKEHOUSE_LAKE_URL": url,
+               "LAKEHOUSE_DUCKLAKE": project.lake.settings.ducklake_uri}  # fmt: skip
     run_pipeline(project, stages=("ingest",))
     env["LAKEHOUSE_BUILD_DB"] = str(tmp_path / "by_hand.duckdb")
     result = _dbt(["build"], env, tmp_path)

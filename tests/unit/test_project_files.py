@@ -27,6 +27,7 @@ def test_dbt_sources_match_lakehouse_yml_and_the_lake_layout() -> None:
     attach = profile["lakehouse"]["outputs"]["lake"]["attach"]
     assert [(a["alias"], a["read_only"]) for a in attach] == [("lake", True)]
     assert "LAKEHOUSE_DUCKLAKE" in attach[0]["path"] and "ducklake:sqlite:" in attach[0]["path"]
+    assert "/catalog.sqlite" in attach[0]["path"]  # a local lake's default catalog
     for name, source in dbt.items():
         for table in source["tables"]:
             # dbt-duckdb renders a source as <database>.<schema (the source name)>.<table>
