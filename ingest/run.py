@@ -263,8 +263,7 @@ def run_ingest(
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
             futures = [
-                pool.submit(ingest_table, lake, s, t, base_dir, shared, run_id)
-                for s, t in chosen
+                pool.submit(ingest_table, lake, s, t, base_dir, shared, run_id) for s, t in chosen
             ]
             reports = [f.result() for f in futures]
     finally:

@@ -125,16 +125,14 @@ def _evolve(
     return cast
 
 
-def _fits(
-    con: duckdb.DuckDBPyConnection, kind: str, target: str, column: str, rows: str
-) -> bool:
+def _fits(con: duckdb.DuckDBPyConnection, kind: str, target: str, column: str, rows: str) -> bool:
     """Whether the batch's values of type `kind` convert to `target` without loss: by the
     types (INTEGER into DOUBLE), or by the values (whole numbers below 2^53 into DOUBLE)."""
     if kind in ("BIGINT", "HUGEINT", "UBIGINT") and target == "DOUBLE" and rows:
         row = con.execute(
             f"SELECT count(*) FROM {rows} WHERE {column}::DOUBLE::{kind} <> {column}"
         ).fetchone()
-        return bool(row) and row[0] == 0
+        return row is not None and row[0] == 0
     widening = {
         "TINYINT": {"SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "DOUBLE", "FLOAT"},
         "SMALLINT": {"INTEGER", "BIGINT", "HUGEINT", "DOUBLE", "FLOAT"},
@@ -179,8 +177,11 @@ def commit_batch(
         "quarantined" if new.divert else "landed", new.divert, qtable, new.run_id,
     )  # fmt: skip
 
+    copied: list[bool] = []
+
     @in_transaction
     def commit() -> None:
+        copied.clear()
         with transaction(con):
             if qtable is not None:
                 q = f"{layout.QUARANTINE}.{qtable}"
@@ -192,7 +193,7 @@ def commit_batch(
                     f"schema => {quote_str(layout.QUARANTINE)})"
                 )
             else:
-                _land_rows(con, raw, relation, uri, inline, new)
+                copied.append(_land_rows(con, raw, relation, uri, inline, new))
             if new.rejects is not None:
                 con.execute(
                     f"INSERT INTO lake.{layout.REJECTED} SELECT ?, ?, ?, source_file, line, "
@@ -200,27 +201,23 @@ def commit_batch(
                     f"({new.rejects})",
                     [new.source, new.table, new.load_id],
                 )
+            record.committed_at = datetime.now(UTC).isoformat(sep=" ")
             con.execute(
                 f"INSERT INTO lake.{layout.BATCHES} VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [new.load_id, new.source, new.table, new.input_key, new.fingerprint,
                  new.description, json.dumps(new.input, default=str), new.rows, new.rejected,
-                 new.watermark_from, new.watermark, json.dumps(new.columns) if new.columns else None,
-                 new.schema_change,
-                 new.disposition, record.status, new.divert, qtable, new.run_id],
+                 new.watermark_from, new.watermark,
+                 json.dumps(new.columns) if new.columns else None, new.schema_change,
+                 new.disposition, record.status, new.divert, qtable, new.run_id,
+                 record.committed_at],
             )  # fmt: skip
             failpoint("before_commit")
 
     commit()
     failpoint("after_commit")
-    if not _referenced(con, uri):
+    if any(copied):
         storage.delete(new.file_key)  # its rows were copied in (inlined, or cast)
-    row = con.execute(
-        f"SELECT committed_at::VARCHAR, snapshot_id FROM lake.{layout.BATCHES} WHERE load_id = ?",
-        [new.load_id],
-    ).fetchone()
-    if row:
-        record.committed_at, record.snapshot_id = row[0], row[1]
     state.batches.append(record)
     if record.in_raw_zone and new.watermark is not None:
         state.watermark = new.watermark
@@ -228,7 +225,10 @@ def commit_batch(
 
 
 def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str,
-               inline: bool, new: NewBatch) -> None:  # fmt: skip
+               inline: bool, new: NewBatch) -> bool:  # fmt: skip
+    """Put the batch's rows in its table; True when they were copied (small batches are
+    inlined, batches cast to the table's types rewritten), False when the batch's file
+    itself became the table's."""
     schema = quote_ident(new.source)
     if not con.execute(
         "SELECT count(*) FROM duckdb_schemas() WHERE database_name = 'lake' AND schema_name = ?",
@@ -239,7 +239,7 @@ def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str
     if table_columns(con, relation) is None:
         con.execute(f"CREATE TABLE {raw} AS SELECT * FROM read_parquet({quote_str(uri)}) LIMIT 0")
     elif new.rows == 0:
-        return  # an empty batch: recorded, nothing to add
+        return True  # an empty batch: recorded, nothing to add
     else:
         cast = _evolve(con, relation, [[c, t] for c, t in _file_columns(con, uri)],
                        f"read_parquet({quote_str(uri)})")  # fmt: skip
@@ -255,16 +255,7 @@ def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str
             f"schema => {quote_str(new.source)}, allow_missing => true)"
         )
     _apply_disposition(con, raw, new.load_id, new.disposition, new.primary_key)
-
-
-def _referenced(con: duckdb.DuckDBPyConnection, uri: str) -> bool:
-    """Whether a table now owns the batch's file (else its rows were copied)."""
-    name = uri.rsplit("/", 1)[-1]
-    row = con.execute(
-        "SELECT count(*) FROM __ducklake_metadata_lake.ducklake_data_file WHERE path LIKE ?",
-        [f"%{name}"],
-    ).fetchone()
-    return bool(row and row[0])
+    return inline or bool(cast)
 
 
 def _file_columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[tuple[str, str]]:

@@ -21,7 +21,6 @@ from lake import (
 from lake.duck import attach_sql, connection_config, quote_ident, quote_str
 from pipeline.config import Project
 
-
 Check = tuple[str, str, str | None, list[str] | None]
 """(label, relation, load_id to filter on or None, columns to show or None)"""
 
@@ -130,7 +129,7 @@ def check_raw(project: Project, everything: bool = False, run_id: str | None = N
         by_table: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)
         for s in states:  # in the raw zone, not checked yet (new ones); or all of them
             for b in s.batches:
-                if b.in_raw_zone and (everything or b.gate is None):
+                if b.in_raw_zone and (everything or b.gate != "passed"):
                     by_table[(s.source, s.table)].append(b)
         checks: dict[str, list[Check]] = {
             f"{src}.{tbl}": [(r.load_id, f"lake.{quote_ident(src)}.{quote_ident(tbl)}", r.load_id,

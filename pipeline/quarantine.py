@@ -13,7 +13,7 @@ from lake import BatchRecord, all_states, describe_change, layout, release_batch
 from lake.duck import quote_ident
 from pipeline.config import Project
 from pipeline.errors import StageFailed
-from pipeline.gates import gate_lake_batches, primary_key
+from pipeline.gates import Check, gate_lake_batches, primary_key
 
 
 def quarantined(project: Project) -> list[BatchRecord]:
@@ -68,8 +68,8 @@ def release(project: Project, load_id: str, run_id: str | None = None) -> BatchR
                         f"({describe_change(current, batch.columns)}) and the source's "
                         f"schema_policy is {policy}: set it to evolve to admit it"))  # fmt: skip
             relation = f"lake.{layout.QUARANTINE}.{quote_ident(batch.quarantine_table or '')}"
-            result = gate_lake_batches(project, "raw_release", {name: [(load_id, relation, None, None)]},
-                                       con, states, docs=False)  # fmt: skip
+            checks: dict[str, list[Check]] = {name: [(load_id, relation, None, None)]}
+            result = gate_lake_batches(project, "raw_release", checks, con, states, docs=False)
             if not result.ok:
                 failures = "; ".join(r.describe() for r in result.blocking)
                 raise StageFailed("quarantine", f"{name} batch {load_id} still fails the raw "

@@ -85,9 +85,17 @@ def expand_tables(
     tables = list(source.tables)
     if source.database.include:
         declared = {t.table or t.name for t in tables}
+        names = {t.name for t in tables}
         for name in list_tables(con, source, base_dir):
             if name in declared:
                 continue
+            if name in names and any(fnmatch.fnmatchcase(name, p) for p in source.database.include):
+                raise IngestError(
+                    source.name, name,
+                    f"`database.include` matches table {name!r}, and a declared table is "
+                    f"already named {name!r} (it reads another table): two writers for one "
+                    "lake table. Rename the declared table, or narrow the include pattern",
+                )  # fmt: skip
             if any(fnmatch.fnmatchcase(name, p) for p in source.database.include):
                 try:
                     check_name("table", name)

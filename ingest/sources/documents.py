@@ -83,8 +83,9 @@ class DocumentSource(FileSource):
         for filename, size, mtime in self.list_files(con):
             before = last.get(filename)
             hashed_at = int(time.time() * 1000)
-            if before and unchanged({"size": before[0], "mtime": before[1],
-                                      "hashed_at": state_hashed.get(filename)}, size, mtime):  # fmt: skip
+            landed = {"size": before[0], "mtime": before[1],
+                      "hashed_at": state_hashed.get(filename)} if before else {}  # fmt: skip
+            if before and unchanged(landed, size, mtime):
                 continue
             digest = self.digest(filename)
             fingerprint = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()

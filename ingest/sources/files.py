@@ -21,7 +21,6 @@ from ingest.errors import IngestError
 from ingest.sources.base import Extract, Opened, Source
 from lake import S3Storage, TableState
 
-
 MTIME_RESOLUTION_MS = 2000  # file systems and object stores keep mtimes to the second
 
 

@@ -1,6 +1,6 @@
 """Each kind of bad batch fails the raw gate with the right message; the batch leaves the
-raw table in one transaction (staging never sees it); the published marts stay byte for byte; the next good
-batch passes. (Null and duplicate keys and unknown statuses: test_gates.py.)"""
+raw table in one transaction (staging never sees it); the published marts stay byte for
+byte; the next good batch passes. (Null and duplicate keys and unknown statuses: test_gates.py.)"""
 
 from __future__ import annotations
 

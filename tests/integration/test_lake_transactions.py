@@ -1,0 +1,178 @@
+"""The lake's transactions under pressure: writers side by side, clocks that lie, kills in
+the middle of a quarantine, a PostgreSQL catalog."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lake import Lake, LakeSettings, NewBatch, commit_batch, layout, load_state, new_load_id
+from pipeline.config import load_project
+from pipeline.run import run_pipeline
+from pipeline.transform import build
+from tests.integration.helpers import cli, lake_sql, shop_db, table_state
+from tests.postgres import psql
+
+ROWS = 200
+
+
+def _writer(lake_dir: Path, offset: int, batches: int, catalog: str | None) -> subprocess.Popen:
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from bench.batch_commit import land_batches
+        land_batches(Path({str(lake_dir)!r}), {batches}, rows={ROWS}, offset={offset},
+                     catalog={catalog!r})
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog(request: pytest.FixtureRequest) -> str | None:
+    """The default SQLite catalog, or a fresh PostgreSQL database as the catalog."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres")
+    name = f"lake_{uuid.uuid4().hex[:8]}"
+    psql(server, f"CREATE DATABASE {name}")
+    port = server.rsplit(":", 1)[1].split("/")[0]
+    return f"postgres:host=127.0.0.1 port={port} user=postgres dbname={name}"
+
+
+def test_two_writers_on_one_table_land_every_row_exactly_once(tmp_path: Path, catalog) -> None:
+    lake_dir = tmp_path / "lake"
+    Lake(LakeSettings.resolve(str(lake_dir), tmp_path, env={}, catalog=catalog)).connect().close()
+    # two processes, 50 batches each, interleaving their commits on one table; the second
+    # also re-lands the first one's last 10 inputs, which must not double
+    writers = [_writer(lake_dir, 0, 50, catalog), _writer(lake_dir, 40, 60, catalog)]
+    for w in writers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err[-3000:]
+    lake = Lake(LakeSettings.resolve(str(lake_dir), tmp_path, env={}, catalog=catalog))
+    con = lake.connect()
+    rows = con.execute(
+        "SELECT count(*), count(DISTINCT (batch, id)), count(DISTINCT batch), "
+        "sum(hash(batch, id, body)) FROM lake.bench.events"
+    ).fetchone()
+    expected = con.execute(
+        f"SELECT count(*), count(*), count(DISTINCT b), sum(hash(b, r, 'event ' || r)) "
+        f"FROM range(100) t(b), range({ROWS}) s(r)"
+    ).fetchone()
+    assert rows == expected  # every row once: same count and order-independent checksum
+    state = load_state(con, "bench", "events")
+    assert len(state.batches) == 100 and len({b.load_id for b in state.batches}) == 100
+
+
+def test_two_ingest_runs_of_the_same_input_land_it_once(tmp_path: Path) -> None:
+    src = tmp_path / "in" / "events.csv"
+    src.parent.mkdir()
+    src.write_text("id,v\n" + "".join(f"{i},{i * 3}\n" for i in range(200_000)))
+    spec = {"lake": {"url": str(tmp_path / "lake")},
+            "sources": [{"name": "ev", "kind": "csv",
+                         "tables": [{"name": "events", "path": str(src)}]}]}  # fmt: skip
+    (tmp_path / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(tmp_path / "lakehouse.yml", env={})
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--project", str(project.path),
+                          "ingest"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    for r in runs:
+        r.communicate(timeout=300)
+        assert r.returncode == 0
+    assert lake_sql(project, "SELECT count(*), count(DISTINCT id) FROM lake.ev.events") == [
+        (200_000, 200_000)
+    ]
+    assert len(table_state(project, "ev", "events").batches) == 1
+
+
+def test_incremental_models_follow_commit_order_not_the_clock(make_project) -> None:
+    """A batch whose host clock is a day behind still reaches the incremental models."""
+    project = make_project()
+    run_pipeline(project, stages=("ingest",))
+    assert build(project).ok
+    con = project.lake.connect()
+    state = load_state(con, "shop", "orders")
+    load_id = new_load_id("late")
+    key = layout.batch_file_key("shop", "orders", load_id)
+    project.lake.storage.ensure_parent(key)
+    con.execute(
+        f"COPY (SELECT * REPLACE (order_id + 5000000 AS order_id, '{load_id}' AS _load_id, "
+        "_ingested_at - INTERVAL 1 DAY AS _ingested_at) FROM lake.shop.orders LIMIT 3) "
+        f"TO '{project.lake.uri(key)}'"
+    )
+    columns = [c for c in state.columns or []]
+    commit_batch(con, project.lake.storage, state, NewBatch(
+        load_id, "shop", "orders", "late", "late", "a host with a slow clock", key, 3, columns,
+    ))  # fmt: skip
+    con.close()
+    assert build(project).ok
+    found = lake_sql(project, "SELECT 1")  # the lake is still readable
+    assert found == [(1,)]
+    import duckdb
+
+    db = duckdb.connect(str(project.build_db), read_only=True)
+    try:
+        late = db.execute(
+            "SELECT count(*) FROM staging.stg_shop__orders WHERE order_id > 5000000"
+        ).fetchone()
+    finally:
+        db.close()
+    assert late == (3,)
+
+
+def test_a_kill_inside_a_quarantine_leaves_the_batch_whole_and_the_next_gate_finishes(
+    make_project,
+) -> None:
+    project = make_project()
+    run_pipeline(project, stages=("ingest", "check_raw"))
+    shop_db(project, "INSERT INTO orders (order_id, customer_id, status, ordered_at, currency, "
+            "shipping_amount, updated_at) VALUES (990001, 5, 'lost', '2026-04-01 10:00:00', "
+            "'EUR', 4.99, '2026-06-01 00:00:00')")  # fmt: skip
+    run_pipeline(project, stages=("ingest",))
+    rows_before = lake_sql(project, "SELECT count(*) FROM lake.shop.orders")
+    crashed = cli(project, "check", "raw", env={"LAKEHOUSE_FAILPOINT": "quarantine_before_commit"})
+    assert crashed.returncode == 86
+    # nothing half-done: the batch is still whole in the raw table
+    assert lake_sql(project, "SELECT count(*) FROM lake.shop.orders") == rows_before
+    bad = table_state(project, "shop", "orders").batches[-1]
+    assert bad.in_raw_zone
+    again = cli(project, "check", "raw")
+    assert again.returncode == 1 and "expect_column_values_to_be_in_set" in again.stderr
+    assert "Traceback" not in again.stderr
+    bad = table_state(project, "shop", "orders").batches[-1]
+    assert not bad.in_raw_zone and bad.gate == "failed"
+    assert lake_sql(project, "SELECT count(*) FROM lake.shop.orders WHERE order_id = 990001") == [
+        (0,)
+    ]
+
+
+def test_publish_needs_the_mart_gate_unless_forced(make_project) -> None:
+    project = make_project()
+    run_pipeline(project)
+    published = project.serving_db.read_bytes()
+    shop_db(project, "INSERT INTO order_items VALUES (99999999, 1, 1, 1, 10.00, 500.00)")
+    run_pipeline(project, stages=("ingest", "check_raw", "build"))
+    refused = cli(project, "publish")
+    assert refused.returncode == 1 and "marts gate failed" in refused.stderr
+    assert project.serving_db.read_bytes() == published
+    forced = cli(project, "publish", "--force")
+    assert forced.returncode == 0 and "WITHOUT the mart gate" in forced.stderr
+    assert project.serving_db.read_bytes() != published
+
+
+def test_catalog_settings(tmp_path: Path) -> None:
+    s = LakeSettings.resolve("lake", tmp_path, env={})
+    assert s.catalog == f"sqlite:{tmp_path / 'lake' / 'catalog.sqlite'}"
+    assert s.data_path == f"{tmp_path / 'lake'}/tables/"
+    pg = LakeSettings.resolve("lake", tmp_path, env={"LAKEHOUSE_CATALOG": "postgresql://u@h/db"})
+    assert pg.ducklake_uri == "ducklake:postgres:postgresql://u@h/db"
+    s3 = LakeSettings.resolve("s3://bucket/shop", tmp_path, env={})
+    assert s3.catalog == f"sqlite:{tmp_path / 'data' / 'catalogs' / 'bucket_shop.sqlite'}"
+    assert os.path.basename(s3.data_path.rstrip("/")) == "tables"
