@@ -134,13 +134,20 @@ def lineitem_jsonl(scale_factor: float) -> tuple[Path, int]:
     return path, rows
 
 
-def bare_copy(source_sql: str, target: str, setup_sql: str | None = None) -> dict[str, Any]:
-    """The reference: bare DuckDB (default settings; only the extension path is set, for
-    httpfs/postgres) doing `COPY (...) TO parquet` with the same compression. `setup_sql`:
-    an S3 secret or an ATTACH, run first."""
-    con = connect()
+def bare_copy(
+    source_sql: str, target: str, setup_sql: str | None = None, memory_mb: int = 1024
+) -> dict[str, Any]:
+    """The reference: bare DuckDB doing `COPY (...) TO parquet` with the session settings
+    and COPY options ingest uses (memory limit of `make_project`'s default,
+    `preserve_insertion_order = false`, zstd, the same row groups): they change DuckDB's
+    COPY operator, so both sides get them. `setup_sql`: an S3 secret or an ATTACH."""
+    con = connect(memory_limit=f"{memory_mb}MB")
+    con.execute("SET preserve_insertion_order = false")
     if setup_sql:
         con.execute(setup_sql)
-    con.execute(f"COPY ({source_sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(
+        f"COPY ({source_sql}) TO '{target}' "
+        "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
+    )
     con.close()
     return {}

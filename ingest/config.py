@@ -130,6 +130,18 @@ class TableConfig(_Strict):
 
 Kind = Literal["csv", "json", "parquet", "documents", "sqlite", "postgres", "http"]
 DATABASE_KINDS = ("sqlite", "postgres")
+COMMON_TABLE_OPTIONS = frozenset({"name", "primary_key", "write_disposition"})
+TABLE_OPTIONS: dict[str, frozenset[str]] = {
+    "csv": frozenset({"path", "csv"}),
+    "json": frozenset({"path", "json_format"}),
+    "parquet": frozenset({"path"}),
+    "documents": frozenset({"path"}),
+    "sqlite": frozenset({"table", "cursor", "lag"}),
+    "postgres": frozenset({"table", "cursor", "lag"}),
+    "http": frozenset({"endpoint", "params", "records_path", "paginate", "cursor",
+                       "cursor_param"}),
+}  # fmt: skip
+"""Which table options each kind of source reads: any other is an error naming the key."""
 
 
 class DatabaseOptions(_Strict):
@@ -201,6 +213,14 @@ class SourceConfig(_Strict):
 
     @model_validator(mode="after")
     def _kind_options(self) -> SourceConfig:
+        allowed = TABLE_OPTIONS[self.kind] | COMMON_TABLE_OPTIONS
+        for i, table in enumerate(self.tables):
+            wrong = sorted(table.model_fields_set - allowed)
+            if wrong:
+                raise ValueError(
+                    f"tables[{i}] ({table.name}): `{wrong[0]}` does not apply to a "
+                    f"{self.kind} source (its table options: {', '.join(sorted(allowed))})"
+                )
         if self.kind in DATABASE_KINDS:
             if self.database is None:
                 raise ValueError(f"a {self.kind} source needs `database: {{url: ...}}`")

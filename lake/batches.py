@@ -25,7 +25,7 @@ import duckdb
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from lake import layout
-from lake.duck import quote_ident, quote_str
+from lake.duck import INLINE_ROWS, quote_ident
 
 log = logging.getLogger("lakehouse.lake")
 
@@ -116,14 +116,8 @@ def ensure_catalog(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
     ).fetchone()
     if not exists or not exists[0]:
         create()
-        con.execute(f"CALL lake.set_option('data_inlining_row_limit', {_inline_rows()})")
+        con.execute(f"CALL lake.set_option('data_inlining_row_limit', {INLINE_ROWS})")
     _bootstrapped.add(catalog)
-
-
-def _inline_rows() -> int:
-    from lake.duck import INLINE_ROWS
-
-    return INLINE_ROWS
 
 
 @dataclass
@@ -354,13 +348,6 @@ def record_gate(
     write()
     for record, passed in verdicts:
         record.gate = "passed" if passed else "failed"
-
-
-def rejected_rows(con: duckdb.DuckDBPyConnection, load_id: str) -> duckdb.DuckDBPyRelation:
-    return con.sql(
-        f"SELECT source_file, line, column_name, error_type, raw_record, reason "
-        f"FROM lake.{layout.REJECTED} WHERE load_id = {quote_str(load_id)} ORDER BY line"
-    )
 
 
 def key_match(keys: list[str], left: str, right: str) -> str:

@@ -173,5 +173,6 @@ def load_project(path: str | Path | None = None, env: Mapping[str, str] | None =
     try:
         settings = LakeSettings.resolve(spec.lake.url, file.parent, env, spec.lake.catalog)
     except LakeConfigError as exc:
-        raise ConfigError(f"{file}: lake.url: {exc}") from None
+        key = "lake.catalog" if "catalog" in str(exc) else "lake.url"
+        raise ConfigError(f"{file}: {key}: {exc}") from None
     return Project(path=file, spec=spec, lake=Lake(settings))

@@ -143,6 +143,11 @@ def run_pipeline(
         record.quarantined += [
             f"{b.source}.{b.table} batch {b.load_id}: {b.reason}"
             for b in ingest_report.quarantined_batches
+        ] + [
+            f"{t.source}.{t.table} batch {load_id}: still quarantined, and its input has not "
+            f"changed: fix the source or `lakehouse quarantine release {load_id}`"
+            for t in ingest_report.tables
+            for load_id in t.waiting
         ]
         if not ingest_report.ok:
             raise StageFailed("ingest", "; ".join(ingest_report.failures()))

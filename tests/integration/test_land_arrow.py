@@ -41,7 +41,7 @@ def test_arrow_stream_lands_as_one_batch_with_lineage(tmp_path: Path) -> None:
         load_id, "api", "events", "events", "fp-1", "https://api.example/events?page=1..5",
         key, written.rows, [["id", "BIGINT"], ["payload", "STRUCT(tags VARCHAR[])"]],
     ))  # fmt: skip
-    assert record.rows == 5000 and record.quarantined == 0 and record.snapshot_id
+    assert record.rows == 5000 and record.quarantined == 0
     row = con.execute(
         "SELECT count(*), count(DISTINCT id), min(payload.tags[1]), any_value(_load_id) "
         "FROM lake.api.events"
@@ -57,4 +57,6 @@ def test_arrow_stream_lands_as_one_batch_with_lineage(tmp_path: Path) -> None:
         "SELECT data_file FROM ducklake_list_files('lake', 'events', schema => 'api')"
     ).fetchall()
     assert [f[0] for f in files] == [lake.uri(key)]
-    assert load_state(con, "api", "events").batches == [record]
+    [logged] = load_state(con, "api", "events").batches  # the log holds it, with its commit
+    assert (logged.load_id, logged.rows, logged.columns) == (record.load_id, 5000, record.columns)
+    assert logged.snapshot_id is not None and logged.in_raw_zone

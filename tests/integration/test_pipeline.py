@@ -122,13 +122,22 @@ def test_a_new_file_is_one_new_batch(project: Project, shop_sources) -> None:
 def test_the_shop_on_postgresql_as_in_docker_compose(
     make_project: ProjectFactory, postgres: str, shop_sources
 ) -> None:
-    """docker-compose runs the shop's database on PostgreSQL: same tables, same marts."""
+    """docker-compose runs the shop's database on PostgreSQL, and the lake's catalog in a
+    database of its own on the same server: same tables, same marts."""
+    import uuid
+
     from pipeline.shop_data import load_into_postgres
+    from tests.postgres import psql
 
     src_dir, counts = shop_sources
     load_into_postgres(src_dir / "shop.sqlite", postgres)
-    project = make_project(env={"SHOP_DB_KIND": "postgres", "SHOP_DB_URL": postgres})
+    catalog_db = f"lake_{uuid.uuid4().hex[:8]}"
+    psql(postgres, f"CREATE DATABASE {catalog_db}")
+    catalog = postgres.rsplit("/", 1)[0] + f"/{catalog_db}"
+    project = make_project(env={"SHOP_DB_KIND": "postgres", "SHOP_DB_URL": postgres,
+                                "LAKEHOUSE_CATALOG": catalog})  # fmt: skip
     assert project.spec.sources[0].kind == "postgres"
+    assert project.lake.settings.catalog_kind == "postgres"
     record = run_pipeline(project)
     assert record.status == "passed"
     assert raw_rows(project, "shop", "orders") == counts["orders"]
@@ -139,6 +148,9 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     assert types["shipping_amount"] == "DECIMAL(12,2)"
     assert types["ordered_at"] == "TIMESTAMP WITH TIME ZONE"
     assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == counts["orders"]
+    # the catalog is in PostgreSQL: its tables are there, and no SQLite file was made
+    assert "ducklake_snapshot" in psql(catalog, "SELECT tablename FROM pg_tables")
+    assert not (project.base_dir / "lake" / "catalog.sqlite").exists()
 
 
 def test_daily_revenue_reconciles_with_the_source_database(

@@ -58,6 +58,15 @@ def test_env_selects_the_lake(tmp_path: Path) -> None:
         ("sources: [", r"not valid YAML"),
         (GOOD.replace("${ORDERS_PATH:-data/orders/*.csv}", "${NOPE}"), r"NOPE is not set"),
         (GOOD + GOOD.replace("sources:\n", ""), r"names must be unique"),
+        (  # an option of another kind of source names the key
+            GOOD.replace("name: orders", "name: orders\n        cursor: updated_at"),
+            r"sources\[0\]: .*tables\[0\] \(orders\): `cursor` does not apply to a csv source",
+        ),
+        (
+            GOOD.replace("primary_key: order_id", "write_disposition: merge"),
+            r"write_disposition merge needs a primary_key",
+        ),
+        (GOOD + "lake: {catalog: 'duckdb:x.db'}\n", r"lake\.catalog: .*expected sqlite:PATH"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
