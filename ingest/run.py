@@ -23,6 +23,7 @@ from lake import (
     TableState,
     commit_batch,
     describe_change,
+    ensure_schemas,
     layout,
     load_state,
     new_load_id,
@@ -261,6 +262,9 @@ def run_ingest(
     shared = lake.connect(memory_limit=f"{settings.memory_limit_mb}MB")
     shared.execute("SET preserve_insertion_order = false")
     try:
+        # each source's schema first, in one commit: two workers creating it at once
+        # would conflict and wait out DuckLake's retries
+        ensure_schemas(shared, sorted({s.name for s, _ in chosen}))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
             futures = [
                 pool.submit(ingest_table, lake, s, t, base_dir, shared, run_id) for s, t in chosen

@@ -18,6 +18,7 @@ from lake.batches import (
     TableState,
     all_states,
     ensure_catalog,
+    ensure_schemas,
     load_state,
     record_gate,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "all_states",
     "commit_batch",
     "describe_change",
+    "ensure_schemas",
     "layout",
     "load_state",
     "new_load_id",

@@ -120,6 +120,27 @@ def ensure_catalog(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
     _bootstrapped.add(catalog)
 
 
+def ensure_schemas(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    """Create the schemas (one per source) that do not exist yet, in one commit."""
+    existing = {
+        r[0]
+        for r in con.execute(
+            "SELECT schema_name FROM duckdb_schemas() WHERE database_name = 'lake'"
+        ).fetchall()
+    }
+    missing = [n for n in names if n not in existing]
+    if not missing:
+        return
+
+    @in_transaction
+    def create() -> None:
+        with transaction(con):
+            for name in missing:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{quote_ident(name)}")
+
+    create()
+
+
 @dataclass
 class BatchRecord:
     load_id: str
