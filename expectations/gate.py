@@ -158,7 +158,7 @@ def run_gate(
                 found = _results(suite, label, checkpoint.run(), f"{schema}.{table}")
                 failed = {r.expectation for r in found if not r.success}
                 if failed:
-                    detail = SuiteSpec(suite.name + "__failed", suite.gate, suite.target,
+                    detail = SuiteSpec(f"{name}__failed", suite.gate, suite.target,
                                        [e for e in suite.expectations if e.label() in failed],
                                        suite.path)  # fmt: skip
                     again = ctx.checkpoints.add(gx.Checkpoint(

@@ -15,6 +15,7 @@ from lake import (
     BatchRecord,
     TableState,
     all_states,
+    load_state,
     quarantine_batch,
     record_gate,
 )
@@ -146,15 +147,15 @@ def check_raw(project: Project, everything: bool = False, run_id: str | None = N
             for record in records
         ]  # fmt: skip
         record_gate(con, verdicts, run_id)
-        by_state = {(s.source, s.table): s for s in states}
         for record, passed in verdicts:
             if passed:
                 continue
             reasons = failed[(f"{record.source}.{record.table}", record.load_id)]
             with project.lake.table_lock(record.source, record.table):
+                # the table as it is now: an ingest may have landed batches meanwhile
+                state = load_state(con, record.source, record.table)
                 keys = primary_key(project, record.source, record.table)
                 reason = "failed the raw gate: " + "; ".join(reasons)
-                state = by_state[(record.source, record.table)]
                 quarantine_batch(con, state, record.load_id, reason, keys, run_id)
         return result
     finally:

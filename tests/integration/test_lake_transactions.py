@@ -176,3 +176,40 @@ def test_catalog_settings(tmp_path: Path) -> None:
     s3 = LakeSettings.resolve("s3://bucket/shop", tmp_path, env={})
     assert s3.catalog == f"sqlite:{tmp_path / 'data' / 'catalogs' / 'bucket_shop.sqlite'}"
     assert os.path.basename(s3.data_path.rstrip("/")) == "tables"
+
+
+def test_ingest_while_the_raw_gate_runs(make_project) -> None:
+    """A gate and an ingest of the same table at once: the gate judges the batches it saw,
+    quarantines the bad one under the table's lock, and the batch landed meanwhile waits
+    for the next gate, whole."""
+    project = make_project()
+    run_pipeline(project, stages=("ingest", "check_raw"))
+    insert = (
+        "INSERT INTO orders (order_id, customer_id, status, ordered_at, currency, "
+        "shipping_amount, updated_at) VALUES (?, 5, ?, '2026-04-01 10:00:00', 'EUR', 4.99, ?)"
+    )
+    shop_db(project, insert, (990101, "lost", "2026-06-01 00:00:00"))  # a bad batch
+    run_pipeline(project, stages=("ingest",))
+    gate = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), "check", "raw"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for n in range(3):  # good batches, landing while the gate runs
+        shop_db(project, insert, (990200 + n, "placed", f"2026-06-02 00:00:0{n}"))
+        run_pipeline(project, stages=("ingest",))
+    _, err = gate.communicate(timeout=300)
+    assert gate.returncode == 1 and "expect_column_values_to_be_in_set" in err, err[-2000:]
+    assert "Traceback" not in err
+    state = table_state(project, "shop", "orders")
+    bad = next(b for b in state.batches if not b.in_raw_zone)
+    assert bad.gate == "failed"
+    # the good rows are in the raw table, the bad one is not; the next gate passes them
+    rows = lake_sql(project, "SELECT count(DISTINCT order_id) FROM lake.shop.orders "
+                    "WHERE order_id >= 990100")  # fmt: skip
+    assert rows == [(3,)]
+    shop_db(project, "UPDATE orders SET status = 'placed', updated_at = '2026-06-03 00:00:00' "
+            "WHERE order_id = 990101")  # the source is fixed  # fmt: skip
+    record = run_pipeline(project, stages=("ingest", "check_raw"))
+    assert record.status == "passed", record.error
+    assert all(b.gate == "passed" for b in table_state(project, "shop", "orders").batches
+               if b.in_raw_zone)  # fmt: skip
