@@ -2,7 +2,9 @@
 extracts by a cursor column, with exact types.
 
 - Full dump (no `cursor`): the whole table is one batch, landed again only when the
-  table changed (PostgreSQL: row count and newest `xmin`; SQLite: row count and file).
+  table's content changed (row count and an order-independent sum of row hashes), not
+  when anything else in the database was written; its write disposition (default
+  `replace`) makes it the table's rows.
 - Incremental (`cursor: updated_at` or `id`): rows with cursor > watermark - `lag`; the
   watermark advances to the batch's max only when the batch commits. The lag re-reads
   late commits; staging keeps the latest version of each key.
