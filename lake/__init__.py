@@ -70,6 +70,14 @@ class Lake:
     def uri(self, key: str) -> str:
         return self.storage.uri(key)
 
+    def states(self, source: str | None = None, table: str | None = None) -> list[TableState]:
+        """Every raw table's state (or one table's), from the batch log."""
+        con = self.connect()
+        try:
+            return all_states(con, source, table)
+        finally:
+            con.close()
+
     def table_lock(
         self, source: str, table: str, timeout_s: float = 600
     ) -> contextlib.AbstractContextManager[None]:

@@ -17,11 +17,7 @@ from pipeline.gates import Check, gate_lake_batches, primary_key
 
 
 def quarantined(project: Project) -> list[BatchRecord]:
-    con = project.lake.connect()
-    try:
-        return [b for s in all_states(con) for b in s.batches if not b.in_raw_zone]
-    finally:
-        con.close()
+    return [b for s in project.lake.states() for b in s.batches if not b.in_raw_zone]
 
 
 def show(

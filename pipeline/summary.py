@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lake import TableState, all_states
+from lake import TableState
 from pipeline.config import Project
 from pipeline.run import RunRecord, last_runs
 
@@ -18,7 +18,7 @@ def print_summary(project: Project, record: RunRecord) -> None:
     click.echo("\nrows landed per raw table (this run / total):")
     ingest = record.stage("ingest")
     new = ingest.details.get("tables", {}) if ingest else {}
-    for state in _states(project):
+    for state in project.lake.states():
         name = f"{state.source}.{state.table}"
         this_run = new.get(name, {}).get("rows", 0)
         q = f"  ({state.quarantined:,} quarantined)" if state.quarantined else ""
@@ -60,7 +60,7 @@ def print_sources(project: Project) -> None:
         except Exception as exc:
             click.echo(f"  cannot list tables: {exc}")
             continue
-        states = {(s.source, s.table): s for s in _states(project)}
+        states = {(s.source, s.table): s for s in project.lake.states()}
         for table in tables:
             state = states.get((source.name, table.name)) or TableState(source.name, table.name)
             last = state.last_batch
@@ -76,7 +76,7 @@ def print_sources(project: Project) -> None:
 
 def print_status(project: Project) -> None:
     click.echo(f"lake: {project.lake.settings.url}")
-    states = _states(project)
+    states = project.lake.states()
     if not states:
         click.echo("no raw tables yet: run `lakehouse ingest`")
     for s in states:
@@ -103,11 +103,3 @@ def print_status(project: Project) -> None:
         f"serving database: {project.serving_db}"
         + ("" if project.serving_db.exists() else " (not published yet)")
     )
-
-
-def _states(project: Project) -> list[TableState]:
-    con = project.lake.connect()
-    try:
-        return all_states(con)
-    finally:
-        con.close()

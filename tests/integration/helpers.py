@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from lake import TableState, all_states, layout, load_state
+from lake import TableState, layout
 from pipeline.config import Project
 
 
@@ -28,19 +28,12 @@ def raw_rows(project: Project, source: str, table: str) -> int:
 
 def table_state(project: Project, source: str, table: str) -> TableState:
     """A raw table's state, from the lake's batch log."""
-    con = project.lake.connect()
-    try:
-        return load_state(con, source, table)
-    finally:
-        con.close()
+    found = project.lake.states(source, table)
+    return found[0] if found else TableState(source, table)
 
 
 def all_states_of(project: Project) -> list[TableState]:
-    con = project.lake.connect()
-    try:
-        return all_states(con)
-    finally:
-        con.close()
+    return project.lake.states()
 
 
 def lake_sql(project: Project, sql: str, params: list | None = None) -> list[tuple]:
