@@ -5,50 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
-from expectations import GateFailed, SuiteError
-from ingest import IngestError
-from lake import LakeError
 from pipeline import config as cfg
+from pipeline.cli_common import fail_cleanly, print_table, project_from
+from pipeline.cli_lake import maintain, quarantine
 from pipeline.errors import ConfigError, StageFailed
-
-USER_ERRORS = (ConfigError, StageFailed, GateFailed, SuiteError, IngestError, LakeError)
-
-
-def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """User mistakes and failed stages end with one line and exit 1, not a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _project(ctx: click.Context) -> cfg.Project:
-    return cfg.load_project(ctx.obj.get("project"))
-
-
-def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], limit: int = 50) -> None:
-    shown = [["NULL" if v is None else str(v) for v in row] for row in rows[:limit]]
-    widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    click.echo("  ".join("-" * w for w in widths))
-    for r in shown:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
-    more = f" (showing {limit})" if len(rows) > limit else ""
-    click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{more})")
-
 
 scale_option = click.option(
     "--scale", type=float, default=1.0, show_default=True,
@@ -95,7 +60,7 @@ def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
     show_default=True,
     help="Folder to write into.",
 )
-@_fail_cleanly
+@fail_cleanly
 def generate(scale: float, seed: int, out: str) -> None:
     """Generate the example shop's source files (deterministic for a seed).
 
@@ -113,7 +78,7 @@ def generate(scale: float, seed: int, out: str) -> None:
 @main.command()
 @click.argument("only", nargs=-1)
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def ingest(ctx: click.Context, only: tuple[str, ...]) -> None:
     """Land new source data as raw Parquet batches in the lake.
 
@@ -125,7 +90,7 @@ def ingest(ctx: click.Context, only: tuple[str, ...]) -> None:
     """
     from pipeline.run import run_pipeline
 
-    record = run_pipeline(_project(ctx), stages=("ingest",), only=list(only) or None)
+    record = run_pipeline(project_from(ctx), stages=("ingest",), only=list(only) or None)
     _print_ingest(record)
     _exit_for(record)
 
@@ -148,7 +113,7 @@ def _print_ingest(record: Any) -> None:
     help="raw: check every batch, not only those that have not passed yet.",
 )
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def check(ctx: click.Context, gate: str, everything: bool) -> None:
     """Run a quality gate by hand: `raw` (batches not yet passed) or `marts` (the build).
 
@@ -158,7 +123,7 @@ def check(ctx: click.Context, gate: str, everything: bool) -> None:
     """
     from pipeline.gates import check_marts, check_raw
 
-    project = _project(ctx)
+    project = project_from(ctx)
     result = check_raw(project, everything) if gate == "raw" else check_marts(project)
     for r in result.results:
         mark = "ok  " if r.success else ("FAIL" if r.severity == "critical" else "warn")
@@ -183,7 +148,7 @@ def expectations() -> None:
 @click.argument("target")
 @click.option("--force", is_flag=True, help="Replace an existing suite.")
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def suggest(ctx: click.Context, target: str, force: bool) -> None:
     """Profile TARGET (a raw `source.table`, or a mart) and write a starting suite.
 
@@ -194,14 +159,14 @@ def suggest(ctx: click.Context, target: str, force: bool) -> None:
     """
     from pipeline.gates import suggest_suite
 
-    path, n = suggest_suite(_project(ctx.find_root()), target, force)
+    path, n = suggest_suite(project_from(ctx.find_root()), target, force)
     click.echo(f"wrote {n} expectations to {path}: review it before the next run")
 
 
 @main.command()
 @click.option("--select", "-s", default=None, help="dbt node selection.")
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def build(ctx: click.Context, select: str | None) -> None:
     """Run `dbt build` (models and tests) against the lake.
 
@@ -211,7 +176,7 @@ def build(ctx: click.Context, select: str | None) -> None:
     """
     from pipeline.transform import build as dbt_build
 
-    result = dbt_build(_project(ctx), select=select)
+    result = dbt_build(project_from(ctx), select=select)
     if not result.ok:
         raise StageFailed("build", "dbt: " + "; ".join(result.failures))
     click.echo(f"dbt build passed: {result.models} models, {result.tests_passed} tests")
@@ -221,7 +186,7 @@ def build(ctx: click.Context, select: str | None) -> None:
 @click.option("--serve", is_flag=True, help="Serve the site on 127.0.0.1 after building it.")
 @click.option("--port", default=8080, show_default=True)
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def docs(ctx: click.Context, serve: bool, port: int) -> None:
     """Build dbt's documentation site for the models (offline) and say where it is.
 
@@ -232,7 +197,7 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
     from pipeline.serve import serve_folder
     from pipeline.transform import docs_site
 
-    site = docs_site(_project(ctx))
+    site = docs_site(project_from(ctx))
     click.echo(f"dbt docs: {site / 'index.html'}")
     if serve:
         click.echo(f"serving http://127.0.0.1:{port}/ (Ctrl-C stops)")
@@ -242,7 +207,7 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
 @main.command()
 @click.option("--force", is_flag=True, help="Publish without the mart gate (said loudly).")
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def publish(ctx: click.Context, force: bool) -> None:
     """Gate the built marts, then publish them to the serving database (atomic swap).
 
@@ -252,110 +217,17 @@ def publish(ctx: click.Context, force: bool) -> None:
     """
     from pipeline.serve import publish as do_publish
 
-    project = _project(ctx)
+    project = project_from(ctx)
     if force:
         click.echo("WARNING: publishing WITHOUT the mart gate (--force)", err=True)
     tables = do_publish(project, force=force)
     click.echo(f"published {len(tables)} marts to {project.serving_db}")
 
 
-@main.group()
-def quarantine() -> None:
-    """Batches set aside whole (failed the raw gate, or changed schema under a
-    `quarantine` policy): list them, look at one, bring one back.
-
-    \b
-    Example:
-      lakehouse quarantine list
-    """
-
-
-@quarantine.command("list")
-@click.pass_context
-@_fail_cleanly
-def quarantine_list(ctx: click.Context) -> None:
-    """Every quarantined batch with its table, rows and reason.
-
-    \b
-    Example:
-      lakehouse quarantine list
-    """
-    from pipeline.quarantine import quarantined
-
-    batches = quarantined(_project(ctx.find_root()))
-    if not batches:
-        click.echo("no quarantined batches")
-    for b in batches:
-        click.echo(f"{b.load_id}  {b.source}.{b.table}  {b.rows:,} rows  {b.reason}")
-
-
-@quarantine.command("show")
-@click.argument("load_id")
-@click.pass_context
-@_fail_cleanly
-def quarantine_show(ctx: click.Context, load_id: str) -> None:
-    """A quarantined batch: why, where it came from, and its first rows.
-
-    \b
-    Example:
-      lakehouse quarantine show 20261124T101500123456-1a2b3c4d
-    """
-    from pipeline.quarantine import show
-
-    batch, columns, rows = show(_project(ctx.find_root()), load_id)
-    click.echo(f"{batch.source}.{batch.table} batch {batch.load_id}: {batch.rows:,} rows")
-    click.echo(f"  input : {batch.description}\n  reason: {batch.reason}")
-    _print_table(columns, rows)
-
-
-@quarantine.command("release")
-@click.argument("load_id")
-@click.pass_context
-@_fail_cleanly
-def quarantine_release(ctx: click.Context, load_id: str) -> None:
-    """Re-check a quarantined batch (schema policy, raw gate) and admit it into its raw
-    table, in one transaction.
-
-    \b
-    Example:
-      lakehouse quarantine release 20261124T101500123456-1a2b3c4d
-    """
-    from pipeline.quarantine import release
-
-    batch = release(_project(ctx.find_root()), load_id)
-    click.echo(f"released {batch.source}.{batch.table} batch {batch.load_id}: {batch.rows:,} rows")
-
-
-@main.command()
-@click.option("--retention-days", type=float, default=None, help="Default: lake.retention_days.")
-@click.pass_context
-@_fail_cleanly
-def maintain(ctx: click.Context, retention_days: float | None) -> None:
-    """Flush inlined rows, merge small files, expire old snapshots (published sets stay
-    readable) and delete files no snapshot needs, orphans of killed writers included.
-
-    \b
-    Example:
-      lakehouse maintain --retention-days 7
-    """
-    from lake.maintain import maintain as do_maintain
-
-    project = _project(ctx)
-    con = project.lake.connect()
-    try:
-        report = do_maintain(con, retention_days or project.spec.lake.retention_days,
-                             storage=project.lake.storage)  # fmt: skip
-    finally:
-        con.close()
-    click.echo(f"maintained {project.lake.settings.url}: snapshots before {report.expired_before} "
-               f"expired, {report.files_deleted} old files and {report.orphans_deleted} "
-               "orphans deleted")  # fmt: skip
-
-
 @main.command()
 @click.argument("only", nargs=-1)
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def run(ctx: click.Context, only: tuple[str, ...]) -> None:
     """Run the whole pipeline: ingest, raw gate, dbt build, mart gate, publish.
 
@@ -366,7 +238,7 @@ def run(ctx: click.Context, only: tuple[str, ...]) -> None:
     from pipeline.run import run_pipeline
     from pipeline.summary import print_summary
 
-    project = _project(ctx)
+    project = project_from(ctx)
     record = run_pipeline(project, only=list(only) or None)
     print_summary(project, record)
     _exit_for(record)
@@ -383,7 +255,7 @@ def _exit_for(record: Any) -> None:
 @main.command()
 @scale_option
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def demo(ctx: click.Context, scale: float) -> None:
     """Generate the example shop and run the whole pipeline on it.
 
@@ -410,7 +282,7 @@ def demo(ctx: click.Context, scale: float) -> None:
         click.echo("loaded the shop database into PostgreSQL")
     with ShopApi(sources / "vendor" / "reviews.json") as api:
         os.environ.update(api.env())  # the vendor source's base_url and token
-        project = _project(ctx)
+        project = project_from(ctx)
         record = run_pipeline(project)
     print_summary(project, record)
     _exit_for(record)
@@ -419,7 +291,7 @@ def demo(ctx: click.Context, scale: float) -> None:
 @main.command("example-api")
 @click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1.")
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def example_api(ctx: click.Context, port: int) -> None:
     """Serve the example shop's review vendor API (for `lakehouse run` by hand; `lakehouse
     demo` runs it itself). Stops with Ctrl-C.
@@ -442,7 +314,7 @@ def example_api(ctx: click.Context, port: int) -> None:
 @click.argument("sql")
 @click.option("--limit", default=50, show_default=True, help="Rows to print.")
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def query(ctx: click.Context, sql: str, limit: int) -> None:
     """Query the published marts (and raw.<source>.<table>) with DuckDB SQL.
 
@@ -455,15 +327,15 @@ def query(ctx: click.Context, sql: str, limit: int) -> None:
     from pipeline.serve import query as run_query
 
     try:
-        columns, rows = run_query(_project(ctx), sql)
+        columns, rows = run_query(project_from(ctx), sql)
     except duckdb.Error as exc:
         raise StageFailed("query", str(exc).splitlines()[0]) from None
-    _print_table(columns, rows, limit)
+    print_table(columns, rows, limit)
 
 
 @main.command()
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def sources(ctx: click.Context) -> None:
     """List the declared sources and their tables' state: last batch, rows, watermark,
     quarantined rows.
@@ -474,12 +346,12 @@ def sources(ctx: click.Context) -> None:
     """
     from pipeline.summary import print_sources
 
-    print_sources(_project(ctx))
+    print_sources(project_from(ctx))
 
 
 @main.command()
 @click.pass_context
-@_fail_cleanly
+@fail_cleanly
 def status(ctx: click.Context) -> None:
     """Show every raw table's state and the latest runs.
 
@@ -489,7 +361,11 @@ def status(ctx: click.Context) -> None:
     """
     from pipeline.summary import print_status
 
-    print_status(_project(ctx))
+    print_status(project_from(ctx))
+
+
+main.add_command(quarantine)
+main.add_command(maintain)
 
 
 if __name__ == "__main__":

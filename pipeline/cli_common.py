@@ -1,0 +1,47 @@
+"""What every `lakehouse` command shares: one-line errors, the project, tables on a terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any
+
+import click
+
+from expectations import GateFailed, SuiteError
+from ingest import IngestError
+from lake import LakeError
+from pipeline import config as cfg
+from pipeline.errors import ConfigError, StageFailed
+
+USER_ERRORS = (ConfigError, StageFailed, GateFailed, SuiteError, IngestError, LakeError)
+
+
+def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """User mistakes and failed stages end with one line and exit 1, not a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def project_from(ctx: click.Context) -> cfg.Project:
+    return cfg.load_project(ctx.obj.get("project"))
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], limit: int = 50) -> None:
+    shown = [["NULL" if v is None else str(v) for v in row] for row in rows[:limit]]
+    widths = [max([len(c)] + [len(r[i]) for r in shown]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    click.echo("  ".join("-" * w for w in widths))
+    for r in shown:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    more = f" (showing {limit})" if len(rows) > limit else ""
+    click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{more})")
