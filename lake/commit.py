@@ -23,8 +23,10 @@ from lake.batches import (
     BatchRecord,
     TableState,
     _event,
+    earliest,
     in_transaction,
     key_match,
+    latest,
     table_columns,
     transaction,
 )
@@ -295,8 +297,6 @@ def quarantine_batch(
 
     commit()
     record.status, record.reason, record.quarantine_table = "quarantined", reason, qtable
-    from lake.batches import earliest
-
     state.watermark = earliest(state.watermark, record.watermark_from)
     return record
 
@@ -370,7 +370,5 @@ def release_batch(
         None,
         "passed",
     )
-    from lake.batches import latest
-
     state.watermark = latest(state.watermark, record.watermark)
     return record
