@@ -26,16 +26,18 @@ ROWS = 1000
 
 def land_batches(lake_dir: Path, batches: int, rows: int = ROWS, offset: int = 0,
                  source: str = "bench", table: str = "events",
-                 catalog: str | None = None, lock_each: bool = True) -> list[float]:  # fmt: skip
+                 catalog: str | None = None, lock_each: bool = True,
+                 shared: Any = None) -> list[float]:  # fmt: skip
     """Land `batches` batches as a streaming writer does, taking the table's lock for each
     one (so that two writers interleave), or once for all of them as an ingest run does
-    (`lock_each=False`); returns each commit's seconds."""
+    (`lock_each=False`); returns each commit's seconds. `shared`: a connection of this
+    process's lake to take a cursor of, as an ingest worker thread does."""
     from ingest.land import write_batch
     from ingest.sources import Opened
     from lake import Lake, LakeSettings, NewBatch, commit_batch, layout, load_state, new_load_id
 
     lake = Lake(LakeSettings.resolve(str(lake_dir), lake_dir.parent, env={}, catalog=catalog))
-    con = lake.connect()
+    con = lake.connect() if shared is None else shared.cursor()
     timings = []
     held = None if lock_each else lake.table_lock(source, table)
     if held is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -31,6 +32,13 @@ log = logging.getLogger("lakehouse.lake")
 
 DISPOSITIONS = ("append", "replace", "merge")
 _bootstrapped: set[str] = set()
+
+CATALOG_LOCK = threading.RLock()
+"""Serialises DuckLake catalog work between the threads of one process. Two cursors of
+one database reading and committing DuckLake metadata at once crash DuckDB 1.5.5 (a
+segfault in CI: one ingest worker committed while another read the batch log; see
+duckdb/ducklake#1431 and #528). Only the short catalog steps hold it: reading the log and
+one batch's transaction. Extracting and writing Parquet stay parallel."""
 
 _DDL = [
     f"CREATE SCHEMA IF NOT EXISTS lake.{layout.META}",
@@ -80,18 +88,26 @@ class transaction:
         self.con = con
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
-        self.con.execute("BEGIN TRANSACTION")
+        CATALOG_LOCK.acquire()
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+        except BaseException:
+            CATALOG_LOCK.release()
+            raise
         return self.con
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
-        if kind is None:
-            try:
-                self.con.execute("COMMIT")
-            except BaseException:
+        try:
+            if kind is None:
+                try:
+                    self.con.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            else:
                 self._rollback()
-                raise
-        else:
-            self._rollback()
+        finally:
+            CATALOG_LOCK.release()
 
     def _rollback(self) -> None:
         with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
@@ -280,16 +296,17 @@ def all_states(
     where, params = "", []
     if source is not None and table is not None:
         where, params = " WHERE source = ? AND table_name = ?", [source, table]
-    batches = con.execute(
-        f"SELECT {_BATCH_COLUMNS} FROM lake.{layout.BATCHES}{where} "
-        "ORDER BY snapshot_id, committed_at, load_id",
-        params,
-    ).fetchall()
-    events = con.execute(
-        f"SELECT snapshot_id, source, table_name, load_id, event, reason, quarantine_table "
-        f"FROM lake.{layout.EVENTS}{where} ORDER BY snapshot_id, event_at",
-        params,
-    ).fetchall()
+    with CATALOG_LOCK:
+        batches = con.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM lake.{layout.BATCHES}{where} "
+            "ORDER BY snapshot_id, committed_at, load_id",
+            params,
+        ).fetchall()
+        events = con.execute(
+            f"SELECT snapshot_id, source, table_name, load_id, event, reason, quarantine_table "
+            f"FROM lake.{layout.EVENTS}{where} ORDER BY snapshot_id, event_at",
+            params,
+        ).fetchall()
     states: dict[tuple[str, str], TableState] = {}
     by_id: dict[str, BatchRecord] = {}
     # one timeline per table: batches and events in commit (snapshot) order
@@ -336,11 +353,12 @@ def load_state(con: duckdb.DuckDBPyConnection, source: str, table: str) -> Table
 def table_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[list[str]] | None:
     """Columns of a lake table (`schema.table`), or None when it does not exist."""
     schema, name = relation.split(".")
-    rows = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'lake' "
-        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
-        [schema, name],
-    ).fetchall()
+    with CATALOG_LOCK:
+        rows = con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'lake' "
+            "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+            [schema, name],
+        ).fetchall()
     return [[r[0], r[1]] for r in rows] or None
 
 

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bench.batch_commit import land_batches
 from lake import Lake, LakeSettings, NewBatch, commit_batch, layout, load_state, new_load_id
 from pipeline.config import load_project
 from pipeline.run import run_pipeline
@@ -67,6 +69,26 @@ def test_two_writers_on_one_table_land_every_row_exactly_once(tmp_path: Path, ca
     assert rows == expected  # every row once: same count and order-independent checksum
     state = load_state(con, "bench", "events")
     assert len(state.batches) == 100 and len({b.load_id for b in state.batches}) == 100
+
+
+def test_threads_of_one_process_commit_to_many_tables_at_once(tmp_path: Path) -> None:
+    """Ingest workers share one DuckDB database; their reads of the batch log and their
+    commits touch the DuckLake catalog at once (this crashed CI with a segfault)."""
+    lake = Lake(LakeSettings.resolve(str(tmp_path / "lake"), tmp_path, env={}))
+    shared = lake.connect()
+    tables = 8
+    with ThreadPoolExecutor(max_workers=tables) as pool:
+        jobs = [pool.submit(land_batches, tmp_path / "lake", 25, rows=50, table=f"t{n}",
+                            shared=shared) for n in range(tables)]  # fmt: skip
+        assert [len(j.result()) for j in jobs] == [25] * tables
+    union = " UNION ALL ".join(
+        f"SELECT 't{n}' AS table_name, * FROM lake.bench.t{n}" for n in range(tables)
+    )
+    counts = shared.execute(
+        f"SELECT table_name, count(*), count(DISTINCT batch) FROM ({union}) "
+        "GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert counts == [(f"t{n}", 25 * 50, 25) for n in range(tables)]
 
 
 def test_two_ingest_runs_of_the_same_input_land_it_once(tmp_path: Path) -> None:
