@@ -45,7 +45,7 @@ def test_pages_retries_rate_limit_and_a_malformed_page(tmp_path: Path) -> None:
     with VendorApi(45) as api:
         api.fail_once = {"page=2": 500, "page=3": 429}
         api.malformed = {"page=4"}
-        project = _project(tmp_path, api, [REVIEWS], rate_limit_per_s=50)
+        project = _project(tmp_path, api, [REVIEWS], rate_limit_per_s=20)
         report = _ingest(project)
         assert report.ok, report.failures()
         assert raw_rows(project, "vendor", "reviews") == 35  # 45 minus the bad page's 10
@@ -57,7 +57,9 @@ def test_pages_retries_rate_limit_and_a_malformed_page(tmp_path: Path) -> None:
         t_retry = next(t for t, p, s in api.log if "page=3" in p and s == 200)
         assert t_retry - t429 >= 0.95  # Retry-After: 1 was honoured
         times = [t for t, _, _ in api.log]
-        assert min(b - a for a, b in itertools.pairwise(times)) >= 0.015  # 50/s
+        # 20/s: 50 ms apart, asserted with a wide margin (the server's clock readings
+        # jitter with scheduling; a 15 ms bound at 50/s once failed at 14.98 ms)
+        assert min(b - a for a, b in itertools.pairwise(times)) >= 0.03
 
     con = project.lake.connect()
     q = con.execute(
