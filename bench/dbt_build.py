@@ -31,12 +31,14 @@ import yaml
 
 from bench.common import DATA, Measurement, measure, median_run, write_result
 from lake.duck import connect
+from lake.layout import BUILD
 from pipeline.config import Project, load_project
 from pipeline.transform import run_dbt
 
 SCALE = float(os.environ.get("BENCH_DBT_SCALE", "400"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 REPO = Path(__file__).resolve().parents[1]
+REF_SCHEMA = "_bench_reference"
 FULL = ["build", "--full-refresh", "--exclude-resource-type", "unit_test"]
 INCREMENTAL = ["build", "--exclude-resource-type", "unit_test"]
 
@@ -89,15 +91,40 @@ def ingest(project: Project) -> None:
 
 
 def dbt(project_file: str, args: list[str], restore: str | None = None, **_: Any) -> dict[str, Any]:
-    """The measured call: dbt in its own process (as `lakehouse build` runs it)."""
+    """The measured call: dbt in its own process (as `lakehouse build` runs it). `restore`:
+    a folder saved by `save_state`, put back first (not timed: see `bench._child`)."""
     project = load_project(Path(project_file))
-    if restore:
-        shutil.copy(restore, project.build_db)
     result = run_dbt(project, args)
     assert result.ok, result.failures
     dbt_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"dbt_peak_rss_mb": round(dbt_peak, 1), "models": result.models,
             "tests": result.tests_passed, **_where_the_time_went(project)}  # fmt: skip
+
+
+def _state_files(project: Project) -> list[Path]:
+    catalog = project.lake.settings.catalog_path
+    assert catalog is not None, "the incremental benchmark needs a SQLite catalog"
+    return [project.build_db, catalog]
+
+
+_COMPANIONS = ("", "-wal", ".wal")  # a SQLite catalog's write-ahead log holds commits too
+
+
+def save_state(project: Project, folder: Path) -> None:
+    """Copy the build database and the catalog (no process has them open here)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in _state_files(project):
+        for extra in _COMPANIONS:
+            if Path(f"{path}{extra}").exists():
+                shutil.copy(f"{path}{extra}", folder / f"{path.name}{extra}")
+
+
+def restore_state(project: Project, folder: Path) -> None:
+    for path in _state_files(project):
+        for extra in (*_COMPANIONS, "-shm"):
+            Path(f"{path}{extra}").unlink(missing_ok=True)
+            if (folder / f"{path.name}{extra}").exists():
+                shutil.copy(folder / f"{path.name}{extra}", f"{path}{extra}")
 
 
 def _last_build(project: Project) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -135,11 +162,16 @@ def compiled_sql(project_file: str, **_: Any) -> dict[str, Any]:
     con.execute("SET TimeZone = 'UTC'")  # as profiles.yml sets it
     for schema in ("staging", "intermediate"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    # the marts go to the lake as dbt's do (DuckLake tables), in a schema of their own
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{REF_SCHEMA}")
     for step in steps:
-        node, sql = manifest[step["unique_id"]], step["compiled_code"]
+        node = manifest[step["unique_id"]]
+        sql = step["compiled_code"].replace(f'"lake"."{BUILD}".', f'"lake"."{REF_SCHEMA}".')
         if node["resource_type"] == "model":
             kind = "VIEW" if node["config"]["materialized"] == "view" else "TABLE"
-            con.execute(f'CREATE OR REPLACE {kind} "{node["schema"]}"."{node["alias"]}" AS {sql}')
+            where = (f'lake."{REF_SCHEMA}"' if node["database"] == "lake"
+                     else f'"{node["schema"]}"')  # fmt: skip
+            con.execute(f'CREATE OR REPLACE {kind} {where}."{node["alias"]}" AS {sql}')
         else:
             con.execute(f"SELECT count(*) FROM ({sql}) AS test").fetchall()
     con.close()
@@ -162,8 +194,8 @@ def _build_vs_compiled(name: str, project: Project, env: dict[str, str]) -> dict
 
 
 def _order_lines(project: Project) -> int:
-    con = connect(database=project.build_db, read_only=True)
-    row = con.execute("SELECT count(*) FROM main.fct_order_items").fetchone()
+    con = project.lake.connect(lake_read_only=True)
+    row = con.execute(f"SELECT count(*) FROM lake.{BUILD}.fct_order_items").fetchone()
     con.close()
     return int(row[0]) if row else 0
 
@@ -197,14 +229,19 @@ def run_incremental() -> dict[str, Any]:
         ingest(project)
         args = {"project_file": str(project.path)}
         measure("bench.dbt_build:dbt", {**args, "args": FULL})
-        before = Path(workdir) / "before-the-day.duckdb"
-        shutil.copy(project.build_db, before)
         day = next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.01)
         ingest(project)
+        # the day landed, not built yet: the build database and the lake catalog (its
+        # data files never change; those written later are only unreferenced then)
+        before = Path(workdir) / "before-the-build"
+        save_state(project, before)
         vals, refs = [], []
         for _ in range(REPEAT):
-            inc = {**args, "args": INCREMENTAL, "restore": str(before)}
-            vals.append(_dbt_measurement(measure("bench.dbt_build:dbt", inc)))
+            restore_state(project, before)
+            vals.append(
+                _dbt_measurement(measure("bench.dbt_build:dbt", {**args, "args": INCREMENTAL}))
+            )
+            restore_state(project, before)
             refs.append(_dbt_measurement(measure("bench.dbt_build:dbt", {**args, "args": FULL})))
         return write_result("dbt_incremental", median_run(vals), median_run(refs), scale=SCALE,
                             new_day=day, order_lines=_order_lines(project))  # fmt: skip

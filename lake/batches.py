@@ -57,7 +57,7 @@ _DDL = [
         line BIGINT, column_name VARCHAR, error_type VARCHAR, raw_record VARCHAR,
         reason VARCHAR, rejected_at TIMESTAMPTZ)""",
     f"""CREATE TABLE IF NOT EXISTS lake.{layout.PUBLICATIONS} (
-        run_id VARCHAR, snapshot_id BIGINT, marts VARCHAR, forced BOOLEAN,
+        run_id VARCHAR, build_snapshot BIGINT, marts VARCHAR[], forced BOOLEAN,
         rollback_of VARCHAR, published_at TIMESTAMPTZ)""",
 ]
 

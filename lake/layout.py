@@ -14,9 +14,11 @@ Tables (in the DuckLake catalog attached as `lake`):
     lake._lakehouse.batches                    the batch log: one row per batch
     lake._lakehouse.batch_events               gate verdicts, quarantines and releases
     lake._lakehouse.rejected_rows              rows that did not parse, with file, line, reason
-    lake._lakehouse.publications               each publish: run id and snapshot
+    lake._lakehouse.publications               each publish: run id, build snapshot, marts
     lake._quarantine.<source>__<table>__<id>   a batch set aside whole (its own schema)
-    lake.marts.<mart>                          the published marts (views at a snapshot)
+    lake._build.<mart>                         the marts as dbt last built them
+    lake.marts.<mart>                          the published marts: views of `_build` at
+                                               the gated snapshot
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ FILES = "files"
 META = "_lakehouse"
 QUARANTINE = "_quarantine"
 MARTS = "marts"
+BUILD = "_build"
 BATCHES = f"{META}.batches"
 EVENTS = f"{META}.batch_events"
 REJECTED = f"{META}.rejected_rows"
 PUBLICATIONS = f"{META}.publications"
-RESERVED = {META, QUARANTINE, MARTS, "main"}
+RESERVED = {META, QUARANTINE, MARTS, BUILD, "main"}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

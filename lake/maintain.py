@@ -41,13 +41,13 @@ def maintain(
     # the published set must stay readable, however old
     row = con.execute(
         f"SELECT min(s.snapshot_time) FROM lake.{layout.PUBLICATIONS} p "
-        "JOIN ducklake_snapshots('lake') s ON s.snapshot_id = p.snapshot_id "
+        "JOIN ducklake_snapshots('lake') s ON s.snapshot_id = p.build_snapshot "
         f"WHERE p.published_at >= ?",
         [cutoff],
     ).fetchone()
     current = con.execute(
         f"SELECT s.snapshot_time FROM lake.{layout.PUBLICATIONS} p "
-        "JOIN ducklake_snapshots('lake') s ON s.snapshot_id = p.snapshot_id "
+        "JOIN ducklake_snapshots('lake') s ON s.snapshot_id = p.build_snapshot "
         "ORDER BY p.published_at DESC LIMIT 1"
     ).fetchone()
     keep_from = min(

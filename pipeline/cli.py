@@ -122,9 +122,13 @@ def check(ctx: click.Context, gate: str, everything: bool) -> None:
       lakehouse check raw --all
     """
     from pipeline.gates import check_marts, check_raw
+    from pipeline.serve import build_snapshot
 
     project = project_from(ctx)
-    result = check_raw(project, everything) if gate == "raw" else check_marts(project)
+    if gate == "raw":
+        result = check_raw(project, everything)
+    else:
+        result = check_marts(project, build_snapshot(project))
     for r in result.results:
         mark = "ok  " if r.success else ("FAIL" if r.severity == "critical" else "warn")
         click.echo(f"  {mark} {r.describe()}")
@@ -206,22 +210,30 @@ def docs(ctx: click.Context, serve: bool, port: int) -> None:
 
 @main.command()
 @click.option("--force", is_flag=True, help="Publish without the mart gate (said loudly).")
+@click.option("--rollback", is_flag=True, help="Publish again the set before the current one.")
 @click.pass_context
 @fail_cleanly
-def publish(ctx: click.Context, force: bool) -> None:
-    """Gate the built marts, then publish them to the serving database (atomic swap).
+def publish(ctx: click.Context, force: bool, rollback: bool) -> None:
+    """Gate the built marts, then publish them: every mart at once, in one lake commit.
 
     \b
-    Example:
+    Examples:
       lakehouse publish
+      lakehouse publish --rollback     # back to the set published before
     """
-    from pipeline.serve import publish as do_publish
+    from pipeline import serve
 
     project = project_from(ctx)
+    if rollback:
+        undone, now = serve.rollback(project)
+        click.echo(f"rolled back run {undone.run_id}: {len(now.marts)} marts of run "
+                   f"{now.run_id} (snapshot {now.build_snapshot}) are published again")  # fmt: skip
+        return
     if force:
         click.echo("WARNING: publishing WITHOUT the mart gate (--force)", err=True)
-    tables = do_publish(project, force=force)
-    click.echo(f"published {len(tables)} marts to {project.serving_db}")
+    done = serve.publish(project, force=force)
+    click.echo(f"published {len(done.marts)} marts (lake snapshot {done.build_snapshot}) "
+               f"as {project.lake.settings.url} marts.*")  # fmt: skip
 
 
 @main.command()
@@ -313,21 +325,23 @@ def example_api(ctx: click.Context, port: int) -> None:
 @main.command()
 @click.argument("sql")
 @click.option("--limit", default=50, show_default=True, help="Rows to print.")
+@click.option("--at", "at", metavar="RUN_ID", help="Read the marts that run published.")
 @click.pass_context
 @fail_cleanly
-def query(ctx: click.Context, sql: str, limit: int) -> None:
+def query(ctx: click.Context, sql: str, limit: int, at: str | None) -> None:
     """Query the published marts (and raw.<source>.<table>) with DuckDB SQL.
 
     \b
-    Example:
+    Examples:
       lakehouse query "select order_date, sum(net_amount) from fct_orders group by 1"
+      lakehouse query --at 20261124T101500-1a2b3c "select count(*) from fct_orders"
     """
     import duckdb
 
     from pipeline.serve import query as run_query
 
     try:
-        columns, rows = run_query(project_from(ctx), sql)
+        columns, rows = run_query(project_from(ctx), sql, at=at)
     except duckdb.Error as exc:
         raise StageFailed("query", str(exc).splitlines()[0]) from None
     print_table(columns, rows, limit)

@@ -48,9 +48,6 @@ class WarehouseSection(_Strict):
     dir: str = Field("data/warehouse", description="Folder for the build and serving DuckDB files.")
     dbt_project_dir: str = Field("dbt_project", description="The dbt project to build.")
     expectations_dir: str = Field("expectations", description="GX suites and their reports.")
-    marts_schema: str = Field(
-        "main", description="The dbt schema that is published (marts build into main)."
-    )
 
 
 class ProjectFile(_Strict):
@@ -93,10 +90,6 @@ class Project:
     @property
     def build_db(self) -> Path:
         return self.warehouse_dir / "build.duckdb"
-
-    @property
-    def serving_db(self) -> Path:
-        return self.warehouse_dir / "serving.duckdb"
 
 
 def find_project_file(path: str | Path | None = None) -> Path:

@@ -20,6 +20,8 @@ from lake import (
     record_gate,
 )
 from lake.duck import attach_sql, connection_config, quote_ident, quote_str
+from lake.layout import BUILD
+from lake.publish import built_marts, current_snapshot
 from pipeline.config import Project
 
 Check = tuple[str, str, str | None, list[str] | None]
@@ -52,6 +54,7 @@ def _lake_views(
     con: duckdb.DuckDBPyConnection,
     states: list[TableState],
     batches: dict[str, tuple[str, str | None, list[str] | None]],
+    named: dict[str, str] | None = None,
 ) -> None:
     """What a gate reads, as views in its own DuckDB file over the lake (attached as of
     one snapshot): each batch to check as `<source>__<table>__<n>`, every raw table as
@@ -70,6 +73,8 @@ def _lake_views(
                 f"CREATE VIEW main.{quote_ident(f'{s.source}__{s.table}')} AS "
                 f"SELECT * FROM lake.{quote_ident(s.source)}.{quote_ident(s.table)}"
             )
+    for view, relation in (named or {}).items():  # what cross-table expectations name
+        con.execute(f"CREATE VIEW main.{quote_ident(view)} AS SELECT * FROM {relation}")
     for view, (relation, load_id, columns) in batches.items():
         # a batch's own columns, not the table's (which has every batch's)
         select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
@@ -82,15 +87,16 @@ def _lake_views(
 def gate_lake_batches(
     project: Project, gate: str, checks: dict[str, list[Check]],
     con: duckdb.DuckDBPyConnection, states: list[TableState], docs: bool = True,
+    snapshot: int | None = None, named: dict[str, str] | None = None,
 ) -> GateResult:  # fmt: skip
     """Run the `gate` suites on lake relations: `checks` is target -> [(label, relation,
-    load_id or None, columns or None)]. GX reads views in a throwaway DuckDB file of this
-    run only."""
-    suites = load_suites(project.expectations_dir, "raw")
+    load_id or None, columns or None)], read as of `snapshot` (default: now). GX reads
+    views in a throwaway DuckDB file of this run only."""
+    suites = load_suites(project.expectations_dir, gate)
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
     gate_db = project.warehouse_dir / f".gate_{gate}.{uuid.uuid4().hex[:12]}.duckdb"
-    row = con.execute("SELECT id FROM lake.current_snapshot()").fetchone()
-    snapshot = int(row[0]) if row else None
+    if snapshot is None:
+        snapshot = current_snapshot(con)
     attach = attach_sql(project.lake.settings, read_only=True, snapshot=snapshot)
     init = [project.lake.settings.s3.duckdb_secret_sql()] if project.lake.settings.s3 else []
     tables: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
@@ -105,7 +111,7 @@ def gate_lake_batches(
     try:
         for sql in [*init, attach]:
             gcon.execute(sql)
-        _lake_views(gcon, states, views)
+        _lake_views(gcon, states, views, named)
     finally:
         gcon.close()
     try:
@@ -184,12 +190,13 @@ def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[P
         )
         gate, name = "raw", f"raw__{source}__{table}"
     else:
-        if target not in mart_tables(project):
-            raise SuiteError(f"{target}: not a mart in {project.build_db}: run `lakehouse build`")
-        con = duckdb.connect(str(project.build_db), read_only=True)
+        con = project.lake.connect(lake_read_only=True)
+        if target not in built_marts(con, current_snapshot(con)):
+            con.close()
+            raise SuiteError(f"{target}: not a mart in the lake: run `lakehouse build`")
         con.execute(
             f"CREATE TEMP VIEW profiled AS SELECT * FROM "
-            f"{quote_ident(project.spec.warehouse.marts_schema)}.{quote_ident(target)}"
+            f"lake.{quote_ident(BUILD)}.{quote_ident(target)}"
         )
         gate, name = "marts", target
     try:
@@ -205,25 +212,15 @@ def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[P
     return path, len(expectations)
 
 
-def mart_tables(project: Project) -> list[str]:
-    if not project.build_db.exists():
-        return []
-    con = duckdb.connect(str(project.build_db), read_only=True)
+def check_marts(project: Project, snapshot: int) -> GateResult:
+    """Validate the marts as built at `snapshot` (see `pipeline.serve.build_snapshot`):
+    publish then publishes exactly what passed, whatever builds ran since."""
+    con = project.lake.connect(lake_read_only=True)
     try:
-        rows = con.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY 1",
-            [project.spec.warehouse.marts_schema],
-        ).fetchall()
+        marts = {m: f"lake.{quote_ident(BUILD)}.{quote_ident(m)}"
+                 for m in built_marts(con, snapshot)}  # fmt: skip
+        checks: dict[str, list[Check]] = {m: [("", r, None, None)] for m, r in marts.items()}
+        return gate_lake_batches(project, "marts", checks, con, [], snapshot=snapshot,
+                                 named=marts)  # fmt: skip
     finally:
         con.close()
-    return [r[0] for r in rows]
-
-
-def check_marts(project: Project) -> GateResult:
-    """Validate the freshly built marts in the build database, before publishing."""
-    suites = load_suites(project.expectations_dir, "marts")
-    schema = project.spec.warehouse.marts_schema
-    tables = {name: [("", schema, name)] for name in mart_tables(project)}
-    return run_gate("marts", suites, project.build_db, tables, _gx_config(project),
-                    docs_dir=project.warehouse_dir / "data_docs" / "marts")  # fmt: skip

@@ -22,7 +22,7 @@ from lake import layout
 from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
-from pipeline.serve import publish
+from pipeline.serve import build_snapshot, publish
 from pipeline.transform import build
 
 log = logging.getLogger("lakehouse.run")
@@ -110,6 +110,7 @@ def run_pipeline(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     ingest_report: IngestReport | None = None
+    built: int | None = None  # the lake snapshot the build left: gated, then published
 
     def stage(name: str, fn: Callable[[StageRecord], None]) -> None:
         rec = StageRecord(name, status="running")
@@ -158,6 +159,7 @@ def run_pipeline(
         result.raise_for_failures()
 
     def do_build(rec: StageRecord) -> None:
+        nonlocal built
         result = build(project)
         rec.details = {
             "models": result.models,
@@ -167,17 +169,18 @@ def run_pipeline(
         }
         if not result.ok:
             raise StageFailed("build", "dbt: " + "; ".join(result.failures))
+        built = rec.details["snapshot"] = build_snapshot(project)
 
     def do_check_marts(rec: StageRecord) -> None:
-        result = check_marts(project)
-        rec.details = _gate_details(result)
+        nonlocal built
+        built = built if built is not None else build_snapshot(project)
+        result = check_marts(project, built)
+        rec.details = {"snapshot": built, **_gate_details(result)}
         result.raise_for_failures()
 
     def do_publish(rec: StageRecord) -> None:
-        rec.details = {
-            "marts": publish(project, record.run_id),
-            "serving_db": str(project.serving_db),
-        }
+        published = publish(project, record.run_id, snapshot=built)
+        rec.details = {"marts": published.marts, "snapshot": published.build_snapshot}
 
     steps = {
         "ingest": do_ingest,

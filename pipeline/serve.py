@@ -1,63 +1,88 @@
-"""Serving: publish marts to a DuckDB file readers open while the next build runs.
+"""Serving: publish the gated marts, and open them for readers.
 
-The build writes `build.duckdb` (a DuckDB writer locks its file). Publishing copies the
-marts into a new file and renames it over `serving.duckdb` in one atomic step: a reader
-that has the old file open keeps reading it; the next reader opens the new one.
+dbt builds the marts as DuckLake tables in `lake._build`; the mart gate reads them at one
+snapshot; publishing points the views `lake.marts.<mart>` at that snapshot in one commit
+(see `lake.publish`). Readers attach the lake read-only and read `marts`: a build never
+blocks them, and they see one published set or the next, never a mix.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from lake.duck import quote_ident, quote_str
+from lake import layout
+from lake.duck import quote_ident
+from lake.publish import (
+    Publication,
+    built_marts,
+    current_snapshot,
+    publications,
+    publish_marts,
+    published_stack,
+)
+from lake.publish import rollback as rollback_marts
 from pipeline.config import Project
 from pipeline.errors import StageFailed
-from pipeline.gates import mart_tables
 
 
-def publish(project: Project, run_id: str | None = None, force: bool = False) -> list[str]:
-    """Publish the built marts. By hand (`lakehouse publish`), the mart gate runs first and
-    nothing is published unless it passes; `force` skips it (the run pipeline gates right
-    before publishing)."""
+def build_snapshot(project: Project) -> int:
+    """The lake's snapshot now: what the gate reads and publish publishes after a build."""
+    con = project.lake.connect()
+    try:
+        return current_snapshot(con)
+    finally:
+        con.close()
+
+
+def publish(
+    project: Project,
+    run_id: str | None = None,
+    force: bool = False,
+    snapshot: int | None = None,
+) -> Publication:
+    """Publish the marts as of `snapshot` (default: the latest build). By hand (`lakehouse
+    publish`), the mart gate reads that same snapshot first and nothing is published
+    unless it passes; `force` skips it. A run gates right before, at the same snapshot."""
+    if snapshot is None:
+        snapshot = build_snapshot(project)
     if not force and run_id is None:
         from pipeline.gates import check_marts
 
-        check_marts(project).raise_for_failures()
-    tables = mart_tables(project)
-    if not tables:
-        raise StageFailed("publish", f"no marts in {project.build_db}: run `lakehouse build`")
-    schema = project.spec.warehouse.marts_schema
-    tmp = project.serving_db.with_name(f".{project.serving_db.name}.{uuid.uuid4().hex}.tmp")
-    con = duckdb.connect(str(tmp))
+        check_marts(project, snapshot).raise_for_failures()
+    con = project.lake.connect()
     try:
-        con.execute(f"ATTACH {quote_str(str(project.build_db))} AS build (READ_ONLY)")
-        for table in tables:
-            con.execute(
-                f"CREATE TABLE main.{quote_ident(table)} AS "
-                f"SELECT * FROM build.{quote_ident(schema)}.{quote_ident(table)}"
-            )
-        con.execute(
-            "CREATE TABLE main._lakehouse_publication AS SELECT ? AS run_id, "
-            "?::TIMESTAMPTZ AS published_at, ? AS marts",
-            [run_id, datetime.now(UTC).isoformat(), tables],
-        )
-        con.execute("DETACH build")
-        con.execute("CHECKPOINT")
-    except BaseException:
+        marts = built_marts(con, snapshot)
+        if not marts:
+            raise StageFailed("publish", "no marts in the lake: run `lakehouse build`")
+        return publish_marts(con, snapshot, marts, run_id, forced=force)
+    finally:
         con.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    con.close()
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, project.serving_db)
-    return tables
+
+
+def rollback(project: Project) -> tuple[Publication, Publication]:
+    con = project.lake.connect()
+    try:
+        return rollback_marts(con)
+    except LookupError as exc:
+        raise StageFailed("publish", str(exc)) from None
+    finally:
+        con.close()
+
+
+def history(project: Project) -> list[Publication]:
+    con = project.lake.connect(lake_read_only=True)
+    try:
+        return publications(con)
+    finally:
+        con.close()
+
+
+def current(project: Project) -> Publication | None:
+    stack = published_stack(history(project))
+    return stack[-1] if stack else None
 
 
 def serve_folder(folder: Path, port: int) -> None:
@@ -73,13 +98,11 @@ def serve_folder(folder: Path, port: int) -> None:
         server.serve_forever()
 
 
-def connect_serving(project: Project) -> duckdb.DuckDBPyConnection:
-    """The analyst's view: published marts (read-only) plus `raw.<source>.<table>` (the
-    lake's raw tables, read-only)."""
+def connect_serving(project: Project, at: str | None = None) -> duckdb.DuckDBPyConnection:
+    """The analyst's view, read-only: the published marts (`USE`d, so `fct_orders` is
+    enough) plus `raw.<source>.<table>`. `at`: the marts a run published, rather than the
+    current ones (`lakehouse query --at RUN_ID`)."""
     con = project.lake.connect(lake_read_only=True)
-    if project.serving_db.exists():
-        con.execute(f"ATTACH {quote_str(str(project.serving_db))} AS serving (READ_ONLY)")
-        con.execute("USE serving")
     con.execute("ATTACH ':memory:' AS raw")
     tables = con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'lake' "
@@ -91,11 +114,29 @@ def connect_serving(project: Project) -> duckdb.DuckDBPyConnection:
             f"CREATE VIEW raw.{quote_ident(source)}.{quote_ident(table)} AS "
             f"SELECT * FROM lake.{quote_ident(source)}.{quote_ident(table)}"
         )
+    if at is not None:
+        found = [p for p in publications(con) if p.run_id == at and p.rollback_of is None]
+        if not found:
+            con.close()
+            raise StageFailed("query", f"run {at} published nothing (see `lakehouse status`)")
+        con.execute("ATTACH ':memory:' AS published")
+        for mart in found[-1].marts:
+            con.execute(
+                f"CREATE VIEW published.main.{quote_ident(mart)} AS SELECT * FROM "
+                f"lake.{quote_ident(layout.BUILD)}.{quote_ident(mart)} "
+                f"AT (VERSION => {found[-1].build_snapshot})"
+            )
+        con.execute("USE published")
+    elif con.execute(
+        "SELECT count(*) FROM duckdb_schemas() WHERE database_name = 'lake' AND schema_name = ?",
+        [layout.MARTS],
+    ).fetchone() != (0,):
+        con.execute(f"USE lake.{quote_ident(layout.MARTS)}")
     return con
 
 
-def query(project: Project, sql: str) -> tuple[list[str], list[tuple]]:
-    con = connect_serving(project)
+def query(project: Project, sql: str, at: str | None = None) -> tuple[list[str], list[tuple]]:
+    con = connect_serving(project, at)
     try:
         cur = con.execute(sql)
         columns = [d[0] for d in (cur.description or [])]

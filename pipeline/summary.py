@@ -43,9 +43,16 @@ def print_summary(project: Project, record: RunRecord) -> None:
         f"\nquery the marts:\n"
         f'  .venv/bin/lakehouse query "select order_date, count(*) orders, '
         f'sum(net_amount) revenue from fct_orders group by 1 order by 1 desc limit 7"\n'
-        f'  .venv/bin/python -c "import duckdb; '
-        f"print(duckdb.connect('{project.serving_db}', read_only=True)"
-        f".sql('show tables'))\""
+        f"or from DuckDB itself (the published marts, read-only):\n"
+        f"  {analyst_sql(project)}"
+    )
+
+
+def analyst_sql(project: Project) -> str:
+    """The line an analyst pastes into DuckDB to read the published marts."""
+    return (
+        f"ATTACH '{project.lake.settings.ducklake_uri}' AS lake (READ_ONLY); "
+        "USE lake.marts; SHOW TABLES;"
     )
 
 
@@ -99,7 +106,21 @@ def print_status(project: Project) -> None:
     for r in runs:
         err = f"  {r['error'][:160]}" if r.get("error") else ""
         click.echo(f"  {r['run_id']}  {r['status']:<7}{err}")
-    click.echo(
-        f"serving database: {project.serving_db}"
-        + ("" if project.serving_db.exists() else " (not published yet)")
-    )
+    from pipeline.serve import history, published_stack
+
+    published = history(project)
+    if not published:
+        click.echo("published marts: none yet (`lakehouse run` or `lakehouse publish`)")
+        return
+    click.echo("published mart sets (latest last; `lakehouse query --at RUN_ID` reads one):")
+    for p in published[-5:]:
+        how = (
+            f"rollback of {p.rollback_of}"
+            if p.rollback_of is not None
+            else ("FORCED past the mart gate" if p.forced else "gated")
+        )
+        click.echo(f"  {p.published_at:%Y-%m-%d %H:%M:%S}  run {p.run_id or '-':<24} "
+                   f"snapshot {p.build_snapshot:<6} {len(p.marts)} marts  {how}")  # fmt: skip
+    in_place = published_stack(published)[-1]
+    click.echo(f"in place: run {in_place.run_id or '-'} (snapshot {in_place.build_snapshot})")
+    click.echo(f"open them from DuckDB: {analyst_sql(project)}")

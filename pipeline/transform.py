@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,6 +132,27 @@ def docs_site(project: Project) -> Path:
     return project.warehouse_dir / "dbt" / "target"
 
 
+_LOST_RACE = ("database is locked", "Transaction conflict", "Failed to commit DuckLake")
+
+
+def _lost_a_race(failure: str) -> bool:
+    """A model whose commit lost a race with another writer of the lake catalog (an ingest
+    committing at the same moment): running it again is safe and succeeds."""
+    return any(s in failure for s in _LOST_RACE)
+
+
 def build(project: Project, select: str | None = None, quiet: bool = True) -> DbtResult:
+    """`dbt build`; models whose commit lost a race with another lake writer are run again
+    (`dbt retry`, which reruns the failed and skipped nodes only), up to three times."""
     args = ["build"] + (["--select", select] if select else [])
-    return run_dbt(project, args, quiet=quiet)
+    result = run_dbt(project, args, quiet=quiet)
+    for attempt in range(3):
+        if result.ok or not all(_lost_a_race(f) for f in result.failures):
+            break
+        time.sleep(0.5 * 2**attempt)
+        again = run_dbt(project, ["retry"], quiet=quiet)
+        again.models += result.models
+        again.tests_passed += result.tests_passed
+        again.warnings = result.warnings + again.warnings
+        result = again
+    return result

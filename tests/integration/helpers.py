@@ -44,13 +44,35 @@ def lake_sql(project: Project, sql: str, params: list | None = None) -> list[tup
         con.close()
 
 
-def serving_scalar(project: Project, sql: str) -> object:
-    con = duckdb.connect(str(project.serving_db), read_only=True)
+def serving_scalar(project: Project, sql: str, at: str | None = None) -> object:
+    """One value of a query on the published marts, as `lakehouse query` runs it."""
+    from pipeline.serve import query
+
+    _, rows = query(project, sql, at=at)
+    return rows[0][0] if rows else None
+
+
+def published_marts(project: Project) -> tuple[str | None, dict[str, tuple]]:
+    """What readers see now: the publishing run, and per mart its row count and a
+    checksum of every column (comparing two of these compares the published data)."""
+    from pipeline.serve import connect_serving
+
+    con = connect_serving(project)
     try:
-        row = con.execute(sql).fetchone()
-        return row[0] if row else None
+        marts = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
+        sums = {m: con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {m}").fetchone()
+                for m in marts}  # fmt: skip
     finally:
         con.close()
+    return published_run(project), {m: tuple(v or ()) for m, v in sums.items()}
+
+
+def published_run(project: Project) -> str | None:
+    """The run whose marts are published now (None before the first publish)."""
+    from pipeline.serve import current
+
+    found = current(project)
+    return found.run_id if found else None
 
 
 def cli(

@@ -9,14 +9,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from lake import extensions
 from pipeline.run import run_pipeline
+from pipeline.shop_data import next_day
+from pipeline.summary import analyst_sql
 from pipeline.transform import run_dbt
 from tests.conftest import REPO
-from tests.integration.helpers import serving_scalar, shop_db
+from tests.integration.helpers import cli, published_run, serving_scalar, shop_db
 
 
 def _dbt(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -71,41 +72,97 @@ def test_dbt_build_by_hand_with_the_committed_profile(
     assert "PASS=" in result.stdout and "ERROR=0" in result.stdout
 
 
-def test_readers_keep_reading_while_the_next_build_and_publish_run(make_project) -> None:
+ORDERS_AND_KPIS = (
+    "SELECT (SELECT count(*) FROM fct_orders), (SELECT sum(orders) FROM mart_daily_kpis)"
+)
+
+
+def _orders_and_kpis(project) -> tuple:
+    from pipeline.serve import query
+
+    return tuple(query(project, ORDERS_AND_KPIS)[1][0])
+
+
+def test_readers_see_one_published_set_or_the_next_never_a_mix(make_project) -> None:
+    """An analyst's DuckDB session reads the marts in a loop while the next day's build,
+    gate and publish run: it is never blocked, and every read sees the orders and the daily
+    KPIs of one published set (the old one or the new one), never one of each."""
     project = make_project()
     run_pipeline(project)
-    first_run = serving_scalar(project, "SELECT run_id FROM _lakehouse_publication")
+    first_run = published_run(project)
+    stop = project.base_dir / "stop-reading"
     reader = subprocess.Popen(
         [
             sys.executable,
             "-c",
             textwrap.dedent(f"""
-            import duckdb, sys, time
-            con = duckdb.connect({str(project.serving_db)!r}, read_only=True)
-            n = 0
-            end = time.monotonic() + 600
-            while time.monotonic() < end:
-                n = con.execute("SELECT count(*) FROM fct_orders").fetchone()[0]
-                if sys.stdin.readline().strip() == "stop":
+            import duckdb, json, pathlib
+            from lake.duck import connection_config
+            con = duckdb.connect(config=connection_config())
+            con.execute({analyst_sql(project)!r})
+            seen, reads = set(), 0
+            while True:
+                done = pathlib.Path({str(stop)!r}).exists()  # the new set is published
+                seen.add(con.execute({ORDERS_AND_KPIS!r}).fetchone())
+                reads += 1
+                if done and reads >= 3:
                     break
-            print(n)
+            print(json.dumps([reads, sorted(seen)]))
         """),
         ],
-        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        # build + gate + publish while the reader holds the serving file open
-        record = run_pipeline(project, stages=("build", "check_marts", "publish"))
-        assert record.status == "passed"
-        out, err = reader.communicate("go\nstop\n", timeout=60)
+        before = _orders_and_kpis(project)
+        next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05)
+        record = run_pipeline(project)
+        assert record.status == "passed", record.error
+        after = _orders_and_kpis(project)
+        stop.touch()
+        out, err = reader.communicate(timeout=120)
     finally:
         reader.kill()
-    assert reader.returncode == 0, err
-    assert int(out.strip()) > 0
-    assert serving_scalar(project, "SELECT run_id FROM _lakehouse_publication") != first_run
+    assert reader.returncode == 0, err[-3000:]
+    reads, seen = json.loads(out)
+    assert reads >= 3
+    # each read saw the orders and the KPIs of one set: no (old orders, new KPIs)
+    assert before != after and before[0] != after[0] and before[1] != after[1]
+    assert {tuple(pair) for pair in seen} <= {before, after}, (seen, before, after)
+    assert list(after) in seen  # the same session sees the new set without reconnecting
+    assert published_run(project) == record.run_id != first_run
+
+
+def test_rollback_and_query_at_an_earlier_run(make_project) -> None:
+    project = make_project()
+    first = run_pipeline(project)
+    orders_first = serving_scalar(project, "SELECT count(*) FROM fct_orders")
+    set_first = _orders_and_kpis(project)
+    next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05)
+    second = run_pipeline(project)
+    orders_second = serving_scalar(project, "SELECT count(*) FROM fct_orders")
+    assert orders_second > orders_first
+    # an earlier published set stays readable
+    at = cli(project, "query", "--at", first.run_id, "select count(*) as n from fct_orders")
+    assert at.returncode == 0 and str(orders_first) in at.stdout.split(), at.stdout
+    assert serving_scalar(project, "SELECT count(*) FROM fct_orders", at=second.run_id) == (
+        orders_second
+    )
+    # roll back: the first run's marts are published again, all of them in one step
+    rolled = cli(project, "publish", "--rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert f"rolled back run {second.run_id}" in rolled.stdout
+    assert published_run(project) == first.run_id
+    assert _orders_and_kpis(project) == set_first
+    # nothing older to go back to
+    again = cli(project, "publish", "--rollback")
+    assert again.returncode == 1 and "nothing to roll back to" in again.stderr
+    unknown = cli(project, "query", "--at", "no-such-run", "select 1")
+    assert unknown.returncode == 1 and "published nothing" in unknown.stderr
+    # the next publish goes on from there
+    assert run_pipeline(project, stages=("build", "check_marts", "publish")).status == "passed"
+    assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == orders_second
 
 
 def test_failed_dbt_build_names_the_failing_test(make_project) -> None:
@@ -150,10 +207,12 @@ def test_every_column_an_analyst_can_query_is_documented(make_project) -> None:
     project = make_project()
     run_pipeline(project, stages=("ingest", "build"))
     manifest = json.loads((project.warehouse_dir / "dbt/target/manifest.json").read_text())
-    con = duckdb.connect(str(project.build_db), read_only=True)
+    con = project.lake.connect(lake_read_only=True)  # the marts are in the lake's _build
+    con.execute(f"ATTACH '{project.build_db}' AS build (READ_ONLY)")  # staging, intermediate
     built = con.execute(
-        "SELECT table_schema, table_name, column_name FROM information_schema.columns "
-        "WHERE table_schema IN ('main', 'staging', 'intermediate')"
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+        "WHERE (database_name = 'build' AND schema_name IN ('staging', 'intermediate')) "
+        "OR (database_name = 'lake' AND schema_name = '_build')"
     ).fetchall()
     con.close()
     docs = {
@@ -174,8 +233,6 @@ def test_dbt_docs_generate_offline(make_project) -> None:
 
     project = make_project()
     run_pipeline(project)
-    from tests.integration.helpers import cli
-
     result = cli(project, "docs")
     assert result.returncode == 0, result.stderr
     site = project.warehouse_dir / "dbt" / "target"

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.config import Project
 from pipeline.run import run_pipeline
+from pipeline.serve import build_snapshot
 from pipeline.shop_data import next_day
 from pipeline.transform import build, run_dbt
 
@@ -21,13 +22,24 @@ INCREMENTAL = ("stg_shop__orders", "stg_shop__order_items", "fct_order_status_hi
 COMPARED = (*INCREMENTAL, "dim_customers", "dim_customers_history", "mart_daily_kpis")
 
 
-def _tables(db: Path) -> dict[str, set[tuple]]:
-    con = duckdb.connect(str(db), read_only=True)
+def _warehouse(project: Project, build_db: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """The marts (lake._build, `USE`d) and staging (`build.staging`), read-only."""
+    con = project.lake.connect(lake_read_only=True)
+    con.execute(f"ATTACH '{build_db or project.build_db}' AS build (READ_ONLY)")
+    con.execute("USE lake._build")
+    return con
+
+
+def _tables(project: Project, build_db: Path, snapshot: int) -> dict[str, set[tuple]]:
+    """The compared models: staging from a copy of the build database, the marts as of
+    a lake snapshot."""
+    con = _warehouse(project, build_db)
     try:
         out = {}
         for name in COMPARED:
-            schema = "staging" if name.startswith("stg_") else "main"
-            out[name] = set(con.execute(f"SELECT * FROM {schema}.{name}").fetchall())
+            relation = (f"build.staging.{name}" if name.startswith("stg_")
+                        else f"{name} AT (VERSION => {snapshot})")  # fmt: skip
+            out[name] = set(con.execute(f"SELECT * FROM {relation}").fetchall())
         return out
     finally:
         con.close()
@@ -40,7 +52,7 @@ def _compiled(project: Project, model: str) -> str:
 
 
 def _sql(project: Project, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(project.build_db), read_only=True)
+    con = _warehouse(project)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -117,11 +129,12 @@ def test_incremental_build_after_a_new_day_equals_a_full_refresh(
     # customers not changed: one version, however many dumps carried them
     assert _sql(project, "SELECT max(version) FROM dim_customers_history")[0][0] == 2
 
-    incremental = _tables(project.build_db)
-    shutil.copy(project.build_db, project.warehouse_dir / "incremental.duckdb")
+    copy = project.warehouse_dir / "incremental.duckdb"
+    shutil.copy(project.build_db, copy)
+    incremental = _tables(project, copy, build_snapshot(project))
     refresh = run_dbt(project, ["build", "--full-refresh"])
     assert refresh.ok, refresh.failures
-    full = _tables(project.build_db)
+    full = _tables(project, project.build_db, build_snapshot(project))
     for name in COMPARED:
         assert incremental[name] == full[name], f"{name} differs after a full refresh"
         assert incremental[name], name

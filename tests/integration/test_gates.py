@@ -9,6 +9,7 @@ from pipeline.run import run_pipeline
 from tests.integration.helpers import (
     cli,
     lake_sql,
+    published_marts,
     raw_rows,
     serving_scalar,
     shop_db,
@@ -20,7 +21,7 @@ from tests.integration.helpers import (
 def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project) -> None:
     project = make_project()
     run_pipeline(project)
-    published = project.serving_db.read_bytes()
+    published = published_marts(project)
     orders_before = serving_scalar(project, "SELECT count(*) FROM fct_orders")
 
     # the application writes bad orders; the incremental extract picks them up
@@ -51,7 +52,7 @@ def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project)
     assert "'lost'" in message  # a sample of the failing values
     # only the new batch was checked (4 new rows and the lag window's re-read)
     assert 4 <= bad.rows < 100 and f"of {bad.rows} rows" in message
-    assert project.serving_db.read_bytes() == published  # BI still reads the last good marts
+    assert published_marts(project) == published  # BI still reads the last good marts
 
     # the batch left the raw table (staging never reads it) for its own quarantine table,
     # in one transaction; status and `quarantine list` show it
@@ -107,7 +108,7 @@ def test_a_quarantined_batch_comes_back_whole_when_only_its_bad_row_is_fixed(
 def test_failing_mart_gate_publishes_nothing(make_project) -> None:
     project = make_project()
     run_pipeline(project)
-    published = project.serving_db.read_bytes()
+    published = published_marts(project)
 
     # a discount larger than the line: negative revenue
     shop_db(project, "INSERT INTO order_items VALUES (99999999, 1, 1, 1, 10.00, 500.00)")
@@ -117,7 +118,7 @@ def test_failing_mart_gate_publishes_nothing(make_project) -> None:
     assert message.startswith("check_marts failed: marts gate failed")
     assert "fct_orders: expect_column_pair_values_a_to_be_greater_than_b" in message
     assert "expect_column_values_to_be_between(column='net_amount'" in message
-    assert project.serving_db.read_bytes() == published
+    assert published_marts(project) == published
 
 
 def test_check_command_runs_a_gate_by_hand(make_project) -> None:

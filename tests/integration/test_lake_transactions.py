@@ -18,8 +18,9 @@ from bench.batch_commit import land_batches
 from lake import Lake, LakeSettings, NewBatch, commit_batch, layout, load_state, new_load_id
 from pipeline.config import load_project
 from pipeline.run import run_pipeline
+from pipeline.shop_data import next_day
 from pipeline.transform import build
-from tests.integration.helpers import cli, lake_sql, shop_db, table_state
+from tests.integration.helpers import cli, lake_sql, published_marts, shop_db, table_state
 from tests.postgres import psql
 
 ROWS = 200
@@ -147,6 +148,8 @@ def test_incremental_models_follow_commit_order_not_the_clock(make_project) -> N
     finally:
         db.close()
     assert late == (3,)
+    marts = lake_sql(project, "SELECT count(*) FROM lake._build.fct_orders WHERE order_id > 5e6")
+    assert marts == [(3,)]
 
 
 def test_a_kill_inside_a_quarantine_leaves_the_batch_whole_and_the_next_gate_finishes(
@@ -178,15 +181,33 @@ def test_a_kill_inside_a_quarantine_leaves_the_batch_whole_and_the_next_gate_fin
 def test_publish_needs_the_mart_gate_unless_forced(make_project) -> None:
     project = make_project()
     run_pipeline(project)
-    published = project.serving_db.read_bytes()
+    published = published_marts(project)
     shop_db(project, "INSERT INTO order_items VALUES (99999999, 1, 1, 1, 10.00, 500.00)")
     run_pipeline(project, stages=("ingest", "check_raw", "build"))
     refused = cli(project, "publish")
     assert refused.returncode == 1 and "marts gate failed" in refused.stderr
-    assert project.serving_db.read_bytes() == published
+    assert published_marts(project) == published
     forced = cli(project, "publish", "--force")
     assert forced.returncode == 0 and "WITHOUT the mart gate" in forced.stderr
-    assert project.serving_db.read_bytes() != published
+    assert published_marts(project) != published
+    assert "FORCED past the mart gate" in cli(project, "status").stdout
+
+
+def test_a_kill_inside_publish_leaves_the_published_set_whole(make_project) -> None:
+    project = make_project()
+    run_pipeline(project)
+    published = published_marts(project)
+    next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05)
+    run_pipeline(project, stages=("ingest", "check_raw", "build"))
+    # killed after every view is re-pointed and the publication recorded, before COMMIT
+    crashed = cli(project, "publish", env={"LAKEHOUSE_FAILPOINT": "publish_before_commit"})
+    assert crashed.returncode == 86, crashed.stderr
+    assert published_marts(project) == published  # readers still see the whole old set
+    done = cli(project, "publish")
+    assert done.returncode == 0, done.stderr
+    _, marts = published_marts(project)
+    assert marts.keys() == published[1].keys() and marts != published[1]
+    assert marts["fct_orders"][0] > published[1]["fct_orders"][0]
 
 
 def test_catalog_settings(tmp_path: Path) -> None:

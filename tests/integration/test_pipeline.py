@@ -11,7 +11,7 @@ from lake.duck import connect
 from pipeline.config import Project
 from pipeline.run import run_pipeline
 from tests.conftest import ProjectFactory
-from tests.integration.helpers import all_states_of, raw_rows, serving_scalar
+from tests.integration.helpers import all_states_of, published_run, raw_rows, serving_scalar
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_source
     assert expected is not None
     assert serving_scalar(project, "SELECT count(*) FROM fct_orders") == counts["orders"]
     assert serving_scalar(project, "SELECT sum(net_amount) FROM fct_orders") == expected[0]
-    assert serving_scalar(project, "SELECT run_id FROM _lakehouse_publication") == record.run_id
+    assert published_run(project) == record.run_id
 
     # the run left a machine-readable record in the lake
     saved = json.loads(project.lake.storage.read_bytes(layout.run_key(record.run_id)) or b"{}")

@@ -27,7 +27,7 @@ def test_the_committed_project_file_loads() -> None:
     names = [(s.name, t.name) for s in project.spec.sources for t in s.tables]
     assert ("shop", "orders") in names
     assert project.lake.settings.url == str(REPO / "data" / "lake")
-    assert project.serving_db == REPO / "data" / "warehouse" / "serving.duckdb"
+    assert project.build_db == REPO / "data" / "warehouse" / "build.duckdb"
 
 
 def test_defaults_and_interpolation(tmp_path: Path) -> None:

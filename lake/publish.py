@@ -1,0 +1,139 @@
+"""Publishing marts: one DuckLake commit re-points every published view, no data copied.
+
+dbt builds the marts as tables in `lake._build`. Each commit of the lake is a snapshot, so
+the marts as they were when the mart gate read them stay readable at that snapshot
+(`AT (VERSION => n)`) however the next build changes them. A publication is then one
+transaction that (re)creates `lake.marts.<mart>` as `SELECT * FROM _build.<mart> AT
+(VERSION => n)` for every mart, drops the views of marts no longer built, and records
+itself in `_lakehouse.publications`. A reader's transaction sees one snapshot of the
+lake, so it sees the previous set or the new one, never a mix, and never waits: nothing
+is locked and no file is replaced. Its cost is a few catalog rows per mart, whatever
+their size.
+
+Rolling back is a publication too (of the set before the current one), so the history
+of what was published, and when, is the publications table itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from lake import layout
+from lake.batches import in_transaction, transaction
+from lake.commit import failpoint
+from lake.duck import quote_ident
+
+METADATA = "__ducklake_metadata_lake"
+"""Where DuckLake attaches the catalog's own tables of the lake attached as `lake`."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    run_id: str | None
+    build_snapshot: int
+    marts: list[str]
+    forced: bool
+    rollback_of: str | None
+    published_at: datetime
+
+
+def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT id FROM lake.current_snapshot()").fetchone()
+    return int(row[0]) if row else 0
+
+
+def built_marts(con: duckdb.DuckDBPyConnection, snapshot: int) -> list[str]:
+    """The marts in `lake._build` as of `snapshot` (dbt's own temporary tables left out)."""
+    rows = con.execute(
+        f"""SELECT t.table_name FROM {METADATA}.ducklake_table t
+        JOIN {METADATA}.ducklake_schema s ON s.schema_id = t.schema_id
+        WHERE s.schema_name = ? AND t.begin_snapshot <= ?
+          AND (t.end_snapshot IS NULL OR t.end_snapshot > ?)
+          AND s.begin_snapshot <= ? AND (s.end_snapshot IS NULL OR s.end_snapshot > ?)
+          AND t.table_name NOT LIKE '%\\_\\_dbt\\_%' ESCAPE '\\'
+        ORDER BY 1""",
+        [layout.BUILD, snapshot, snapshot, snapshot, snapshot],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def publications(con: duckdb.DuckDBPyConnection) -> list[Publication]:
+    """Every publication, in commit order."""
+    rows = con.execute(
+        "SELECT run_id, build_snapshot, marts, forced, rollback_of, published_at "
+        f"FROM lake.{layout.PUBLICATIONS} ORDER BY snapshot_id, published_at"
+    ).fetchall()
+    return [Publication(r[0], int(r[1]), list(r[2] or []), bool(r[3]), r[4], r[5]) for r in rows]
+
+
+def published_stack(history: list[Publication]) -> list[Publication]:
+    """The sets a rollback can return to, the one in place last: each publication stacks
+    its set; a rollback takes the top one off."""
+    stack: list[Publication] = []
+    for p in history:
+        if p.rollback_of is not None and stack:
+            stack.pop()
+        else:
+            stack.append(p)
+    return stack
+
+
+def publish_marts(
+    con: duckdb.DuckDBPyConnection,
+    snapshot: int,
+    marts: list[str],
+    run_id: str | None,
+    forced: bool = False,
+    rollback_of: str | None = None,
+) -> Publication:
+    """Point `lake.marts.<mart>` at `lake._build.<mart>` as of `snapshot`, for every mart
+    in `marts`, and only those, in one commit."""
+    schema = quote_ident(layout.MARTS)
+
+    @in_transaction
+    def commit() -> None:
+        with transaction(con):
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{schema}")
+            existing = {
+                r[0]
+                for r in con.execute(
+                    "SELECT view_name FROM duckdb_views() WHERE database_name = 'lake' "
+                    "AND schema_name = ?",
+                    [layout.MARTS],
+                ).fetchall()
+            }
+            for gone in sorted(existing - set(marts)):
+                con.execute(f"DROP VIEW lake.{schema}.{quote_ident(gone)}")
+            for mart in marts:
+                # unqualified: the view resolves inside the lake under any alias a reader
+                # attaches it as
+                con.execute(
+                    f"CREATE OR REPLACE VIEW lake.{schema}.{quote_ident(mart)} AS SELECT * "
+                    f"FROM {quote_ident(layout.BUILD)}.{quote_ident(mart)} "
+                    f"AT (VERSION => {int(snapshot)})"
+                )
+            con.execute(
+                f"INSERT INTO lake.{layout.PUBLICATIONS} VALUES (?, ?, ?, ?, ?, now())",
+                [run_id, snapshot, marts, forced, rollback_of],
+            )
+            failpoint("publish_before_commit")
+
+    commit()
+    return publications(con)[-1]
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> tuple[Publication, Publication]:
+    """Publish again the set that was in place before the current one; returns (the set
+    rolled back, the set now published)."""
+    stack = published_stack(publications(con))
+    if len(stack) < 2:
+        raise LookupError("nothing to roll back to: fewer than two sets were published")
+    current, previous = stack[-1], stack[-2]
+    now = publish_marts(
+        con, previous.build_snapshot, previous.marts, previous.run_id,
+        forced=previous.forced, rollback_of=current.run_id or "",
+    )  # fmt: skip
+    return current, now
