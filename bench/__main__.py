@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import batch_commit, dbt_build, gate, ingest_csv, ingest_more
+from bench import batch_commit, dbt_build, gate, ingest_csv, ingest_more, publish
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_csv": ingest_csv.run_local,
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_rerun": ingest_more.run_rerun,
     "batch_commit": batch_commit.run,
     "gate": gate.run,
+    "publish": publish.run,
     "dbt_build": dbt_build.run_local,
     "dbt_build_s3": dbt_build.run_s3,
     "dbt_incremental": dbt_build.run_incremental,

@@ -90,9 +90,8 @@ def ingest(project: Project) -> None:
     print(f"   ingested in {time.monotonic() - t0:.0f}s", flush=True)
 
 
-def dbt(project_file: str, args: list[str], restore: str | None = None, **_: Any) -> dict[str, Any]:
-    """The measured call: dbt in its own process (as `lakehouse build` runs it). `restore`:
-    a folder saved by `save_state`, put back first (not timed: see `bench._child`)."""
+def dbt(project_file: str, args: list[str], **_: Any) -> dict[str, Any]:
+    """The measured call: dbt in its own process (as `lakehouse build` runs it)."""
     project = load_project(Path(project_file))
     result = run_dbt(project, args)
     assert result.ok, result.failures

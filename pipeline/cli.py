@@ -217,7 +217,7 @@ def publish(ctx: click.Context, force: bool, rollback: bool) -> None:
     """Gate the built marts, then publish them: every mart at once, in one lake commit.
 
     \b
-    Examples:
+    Example:
       lakehouse publish
       lakehouse publish --rollback     # back to the set published before
     """
@@ -332,7 +332,7 @@ def query(ctx: click.Context, sql: str, limit: int, at: str | None) -> None:
     """Query the published marts (and raw.<source>.<table>) with DuckDB SQL.
 
     \b
-    Examples:
+    Example:
       lakehouse query "select order_date, sum(net_amount) from fct_orders group by 1"
       lakehouse query --at 20261124T101500-1a2b3c "select count(*) from fct_orders"
     """

@@ -92,7 +92,7 @@ def gate_lake_batches(
     """Run the `gate` suites on lake relations: `checks` is target -> [(label, relation,
     load_id or None, columns or None)], read as of `snapshot` (default: now). GX reads
     views in a throwaway DuckDB file of this run only."""
-    suites = load_suites(project.expectations_dir, gate)
+    suites = load_suites(project.expectations_dir, "marts" if gate == "marts" else "raw")
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
     gate_db = project.warehouse_dir / f".gate_{gate}.{uuid.uuid4().hex[:12]}.duckdb"
     if snapshot is None:

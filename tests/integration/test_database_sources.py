@@ -184,3 +184,63 @@ def test_unreachable_database_fails_that_source_only(tmp_path: Path) -> None:
     assert failure.startswith("source 'down'") and "cannot connect" in failure
     assert "hunter2" not in failure  # secrets are never printed
     assert raw_rows(project, "files", "ok") == 1  # the other source still landed
+
+
+def test_a_declared_name_that_an_include_glob_also_matches_is_an_error(tmp_path: Path) -> None:
+    """`{name: orders, table: orders_v2}` plus `include: [orders*]` would make two writers
+    for lake table `orders` (the real `orders` and `orders_v2`): refused, by name."""
+    db = tmp_path / "shop.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("""
+        CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL);
+        CREATE TABLE orders_v2 (id INTEGER PRIMARY KEY, total REAL);
+        INSERT INTO orders VALUES (1, 9.5); INSERT INTO orders_v2 VALUES (1, 10.5);
+    """)
+    con.commit()
+    con.close()
+    project = _project(tmp_path, {
+        "name": "erp", "kind": "sqlite",
+        "database": {"url": str(db), "include": ["orders*"]},
+        "tables": [{"name": "orders", "table": "orders_v2"}],
+    })  # fmt: skip
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir)
+    assert not report.ok
+    [failure] = report.failures()
+    assert "erp" in failure and "`database.include` matches table 'orders'" in failure, failure
+    assert "two writers for one lake table" in failure
+    assert raw_rows(project, "erp", "orders") == 0  # nothing landed under the clashing name
+
+
+def test_an_incremental_batch_diverted_for_its_schema_is_not_diverted_again(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "app.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("""
+        CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT);
+        INSERT INTO events (kind) VALUES ('a'), ('b');
+    """)
+    con.commit()
+    project = _project(tmp_path, {
+        "name": "app", "kind": "sqlite", "schema_policy": "quarantine",
+        "database": {"url": str(db)},
+        "tables": [{"name": "events", "cursor": "id"}],
+    })  # fmt: skip
+    assert _ingest(project).rows == 2
+    # the application adds a column, then writes rows past the cursor
+    con.executescript("""
+        ALTER TABLE events ADD COLUMN weight REAL;
+        INSERT INTO events (kind, weight) VALUES ('c', 1.5), ('d', 2.5);
+    """)
+    con.commit()
+    first = _ingest(project)
+    assert first.rows == 0 and first.tables[0].quarantined == 2
+    diverted = table_state(project, "app", "events").batches[-1]
+    assert not diverted.in_raw_zone and "added weight" in (diverted.reason or "")
+    for _ in range(2):  # the next runs read the same rows again: one record, not three
+        again = _ingest(project)
+        assert again.rows == 0 and again.tables[0].batches == []
+        assert again.tables[0].waiting == [diverted.load_id]
+    state = table_state(project, "app", "events")
+    assert [b.load_id for b in state.batches if not b.in_raw_zone] == [diverted.load_id]
+    assert raw_rows(project, "app", "events") == 2

@@ -135,6 +135,7 @@ def test_suggested_suites_load_and_hold_on_the_data_they_came_from(make_project,
 
     from expectations import load_suites
     from pipeline.gates import check_marts, suggest_suite
+    from pipeline.serve import build_snapshot
 
     project = make_project()
     run_pipeline(project)
@@ -155,7 +156,8 @@ def test_suggested_suites_load_and_hold_on_the_data_they_came_from(make_project,
     kinds = {e.type for e in raw["vendor.reviews"].expectations}
     assert {"expect_column_values_to_be_unique", "expect_column_values_to_be_between",
             "expect_column_values_to_not_be_null"} <= kinds  # fmt: skip
-    result = check_marts(project)  # the suggested dim_customers suite holds on the mart
+    # the suggested dim_customers suite holds on the mart
+    result = check_marts(project, build_snapshot(project))
     dims = [r for r in result.results if r.target == "dim_customers"]
     assert len(dims) >= 5 and all(r.success for r in dims), [r.describe() for r in dims]
 

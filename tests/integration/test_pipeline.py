@@ -52,9 +52,11 @@ def test_full_run_lands_gates_builds_and_publishes(project: Project, shop_source
     assert build is not None and build.details["models"] >= 16
     # every published mart is gated by a suite
     from expectations import load_suites
-    from pipeline.gates import mart_tables
+    from pipeline.serve import current
 
-    published = set(mart_tables(project))
+    in_place = current(project)
+    assert in_place is not None
+    published = set(in_place.marts)
     assert {"fct_orders", "dim_customers", "fct_reviews", "mart_daily_kpis"} <= published
     assert published == {s.target for s in load_suites(project.expectations_dir, "marts")}
     assert build.details["tests_passed"] > 10

@@ -25,7 +25,8 @@ def test_dbt_sources_match_lakehouse_yml_and_the_lake_layout() -> None:
     assert declared == in_dbt
     profile = yaml.safe_load((REPO / "dbt_project" / "profiles.yml").read_text())
     attach = profile["lakehouse"]["outputs"]["lake"]["attach"]
-    assert [(a["alias"], a["read_only"]) for a in attach] == [("lake", True)]
+    # read-write: dbt builds the marts into lake._build (sources stay read by dbt only)
+    assert [(a["alias"], a.get("read_only", False)) for a in attach] == [("lake", False)]
     assert "LAKEHOUSE_DUCKLAKE" in attach[0]["path"] and "ducklake:sqlite:" in attach[0]["path"]
     assert "/catalog.sqlite" in attach[0]["path"]  # a local lake's default catalog
     for name, source in dbt.items():
