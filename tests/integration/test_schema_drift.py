@@ -124,3 +124,12 @@ def test_quarantine_sets_the_whole_batch_aside(
     release(project, diverted.load_id)
     assert raw_rows(project, "iot", "readings") == 5
     assert table_state(project, "iot", "readings").batches[-1].in_raw_zone
+
+
+def test_a_schema_quarantine_makes_the_ingest_exit_3(tmp_path: Path) -> None:
+    project = _setup(tmp_path, "quarantine")
+    from tests.integration.helpers import cli
+
+    result = cli(project, "ingest")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "1 batch(es) quarantined: see `lakehouse quarantine list`" in result.stderr
