@@ -50,8 +50,7 @@ def full_copy(project: Any, snapshot: int, out: str, **_: Any) -> dict[str, Any]
     """The reference: open the lake, copy every mart as of the same snapshot into a new
     DuckDB file."""
     from lake.duck import quote_ident
-    from lake.layout import BUILD
-    from lake.publish import built_marts
+    from lake.publish import built_marts, mart_at
 
     Path(out).unlink(missing_ok=True)
     con = project.lake.connect(lake_read_only=True)
@@ -61,7 +60,7 @@ def full_copy(project: Any, snapshot: int, out: str, **_: Any) -> dict[str, Any]
     for mart in marts:
         con.execute(
             f"CREATE TABLE copy.{quote_ident(mart)} AS SELECT * FROM "
-            f"lake.{BUILD}.{quote_ident(mart)} AT (VERSION => {int(snapshot)})"
+            f"{mart_at(mart, snapshot, 'lake')}"
         )
         found = con.execute(f"SELECT count(*) FROM copy.{quote_ident(mart)}").fetchone()
         rows += int(found[0]) if found else 0

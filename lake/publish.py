@@ -40,6 +40,14 @@ class Publication:
     published_at: datetime
 
 
+def mart_at(mart: str, snapshot: int, catalog: str | None = None) -> str:
+    """`_build.<mart> AT (VERSION => n)`: a mart as built at a snapshot. Without a catalog
+    it resolves inside the lake, under any alias a reader attaches it as."""
+    where = f"{catalog}." if catalog else ""
+    return (f"{where}{quote_ident(layout.BUILD)}.{quote_ident(mart)} "
+            f"AT (VERSION => {int(snapshot)})")  # fmt: skip
+
+
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     row = con.execute("SELECT id FROM lake.current_snapshot()").fetchone()
     return int(row[0]) if row else 0
@@ -108,13 +116,8 @@ def publish_marts(
             for gone in sorted(existing - set(marts)):
                 con.execute(f"DROP VIEW lake.{schema}.{quote_ident(gone)}")
             for mart in marts:
-                # unqualified: the view resolves inside the lake under any alias a reader
-                # attaches it as
-                con.execute(
-                    f"CREATE OR REPLACE VIEW lake.{schema}.{quote_ident(mart)} AS SELECT * "
-                    f"FROM {quote_ident(layout.BUILD)}.{quote_ident(mart)} "
-                    f"AT (VERSION => {int(snapshot)})"
-                )
+                con.execute(f"CREATE OR REPLACE VIEW lake.{schema}.{quote_ident(mart)} AS "
+                            f"SELECT * FROM {mart_at(mart, snapshot)}")  # fmt: skip
             con.execute(
                 f"INSERT INTO lake.{layout.PUBLICATIONS} VALUES (?, ?, ?, ?, ?, now())",
                 [run_id, snapshot, marts, forced, rollback_of],

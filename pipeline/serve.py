@@ -19,6 +19,7 @@ from lake.publish import (
     Publication,
     built_marts,
     current_snapshot,
+    mart_at,
     publications,
     publish_marts,
     published_stack,
@@ -121,11 +122,8 @@ def connect_serving(project: Project, at: str | None = None) -> duckdb.DuckDBPyC
             raise StageFailed("query", f"run {at} published nothing (see `lakehouse status`)")
         con.execute("ATTACH ':memory:' AS published")
         for mart in found[-1].marts:
-            con.execute(
-                f"CREATE VIEW published.main.{quote_ident(mart)} AS SELECT * FROM "
-                f"lake.{quote_ident(layout.BUILD)}.{quote_ident(mart)} "
-                f"AT (VERSION => {found[-1].build_snapshot})"
-            )
+            con.execute(f"CREATE VIEW published.main.{quote_ident(mart)} AS SELECT * FROM "
+                        f"{mart_at(mart, found[-1].build_snapshot, 'lake')}")  # fmt: skip
         con.execute("USE published")
     elif con.execute(
         "SELECT count(*) FROM duckdb_schemas() WHERE database_name = 'lake' AND schema_name = ?",
