@@ -1,6 +1,7 @@
 """expectations: Great Expectations suites that gate raw batches and marts.
 
-Public entry points: `load_suites` and `run_gate`.
+Public entry points: `load_suites` and `run_gate`. GX itself (~7.5 s to import) is only
+imported when a gate runs.
 """
 
 from expectations.errors import GateFailed, SuiteError

@@ -35,7 +35,7 @@ from lake.commit import (
 from lake.config import LakeSettings, S3Settings
 from lake.duck import connect
 from lake.errors import InvalidName, LakeConfigError, LakeError
-from lake.locks import LockTimeout, table_lock
+from lake.locks import Holder, LockTimeout, RunLocked, run_lock, table_lock
 from lake.storage import LocalStorage, S3Storage, Storage, open_storage
 
 
@@ -84,10 +84,17 @@ class Lake:
         """Hold while writing a raw table (see `lake.locks`)."""
         return table_lock(self.settings, source, table, timeout_s)
 
+    def run_lock(
+        self, holder: Holder, wait_s: float = 0
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold for a whole pipeline run: one at a time per lake (see `lake.locks`)."""
+        return run_lock(self.settings, holder, wait_s)
+
 
 __all__ = [
     "LINEAGE_COLUMNS",
     "BatchRecord",
+    "Holder",
     "InvalidName",
     "Lake",
     "LakeConfigError",
@@ -96,6 +103,7 @@ __all__ = [
     "LocalStorage",
     "LockTimeout",
     "NewBatch",
+    "RunLocked",
     "S3Settings",
     "S3Storage",
     "SchemaConflict",

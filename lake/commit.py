@@ -231,14 +231,9 @@ def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str
     """Put the batch's rows in its table; True when they were copied (small batches are
     inlined, batches cast to the table's types rewritten), False when the batch's file
     itself became the table's."""
-    schema = quote_ident(new.source)
-    if not con.execute(
-        "SELECT count(*) FROM duckdb_schemas() WHERE database_name = 'lake' AND schema_name = ?",
-        [new.source],
-    ).fetchone()[0]:  # type: ignore[index]
-        con.execute(f"CREATE SCHEMA lake.{schema}")
     cast: dict[str, str] = {}
-    if table_columns(con, relation) is None:
+    if table_columns(con, relation) is None:  # (the schema check grows with the catalog)
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{quote_ident(new.source)}")
         con.execute(f"CREATE TABLE {raw} AS SELECT * FROM read_parquet({quote_str(uri)}) LIMIT 0")
     elif new.rows == 0:
         return True  # an empty batch: recorded, nothing to add

@@ -1,4 +1,4 @@
-"""One writer per raw table at a time, across processes and hosts.
+"""One writer per raw table at a time, and one pipeline run per lake, across processes.
 
 DuckLake lets two appends to one table commit side by side, so two ingests of the same
 input would both land it. Each table's writer (ingest, a quarantine, a release) holds
@@ -6,6 +6,10 @@ this lock while it decides what to land and lands it. The lock lives with the ca
 a `flock` beside a SQLite catalog (every writer is on that host), a PostgreSQL advisory
 lock for a PostgreSQL catalog. Both are released by the kernel or the server when the
 holder dies, so a killed writer never leaves a stale lock.
+
+The run lock (`run_lock`) also says who holds it: the holder's run id, host, pid and
+start time are written into the lock file (or, for PostgreSQL, the locking session's
+`application_name`), so a second run can name it.
 """
 
 from __future__ import annotations
@@ -13,16 +17,150 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
+import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from lake.config import LakeSettings
 from lake.errors import LakeError
 
+log = logging.getLogger("lakehouse.lake")
+RUN_LOCK = "_run"
+
 
 class LockTimeout(LakeError):
     """Another writer held the table longer than we were willing to wait."""
+
+
+@dataclass
+class Holder:
+    """Who holds the run lock."""
+
+    run_id: str
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def describe(self) -> str:
+        return f"run {self.run_id} (pid {self.pid} on {self.host}, started {self.started_at})"
+
+
+class RunLocked(LockTimeout):
+    """Another pipeline run holds this lake."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later (a scheduler or a service unit can tell)
+
+    def __init__(self, holder: Holder | None, waited_s: float) -> None:
+        self.holder = holder
+        who = holder.describe() if holder else "another run (it has not said who yet)"
+        waited = f" after waiting {waited_s:g} s" if waited_s else ""
+        super().__init__(
+            f"another run is in progress on this lake: {who}; gave up{waited} "
+            "(`--wait SECONDS` waits for it)"
+        )
+
+
+@contextlib.contextmanager
+def run_lock(settings: LakeSettings, holder: Holder, wait_s: float = 0) -> Iterator[None]:
+    """Hold the lake for one pipeline run; wait up to `wait_s` for another run to finish,
+    then raise `RunLocked` naming it. A lock whose holder was killed is free at once
+    (the kernel or the server released it); taking one over is logged."""
+    if settings.catalog_path is not None:
+        with _file_run_lock(settings.catalog_path.with_suffix(".locks"), holder, wait_s):
+            yield
+    else:
+        with _pg_run_lock(settings.catalog[len("postgres:") :], holder, wait_s):
+            yield
+
+
+def _read_holder(fd: int) -> Holder | None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 4096).decode(errors="replace").strip()
+    try:
+        return Holder(**json.loads(text)) if text else None
+    except (ValueError, TypeError):
+        return None
+
+
+@contextlib.contextmanager
+def _file_run_lock(folder: os.PathLike[str], holder: Holder, wait_s: float) -> Iterator[None]:
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(os.path.join(folder, f"{RUN_LOCK}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 >= wait_s:
+                    raise RunLocked(_read_holder(fd), wait_s) from None
+                time.sleep(0.2)
+        left = _read_holder(fd)  # a holder that ended cleanly emptied the file
+        if left is not None:
+            log.warning("took over the run lock of %s: it ended without releasing it "
+                        "(killed?)", left.describe())  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)
+        os.fsync(fd)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _advisory_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"lakehouse:{name}".encode()).digest()[:8], "big",
+                          signed=True)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _pg_run_lock(dsn: str, holder: Holder, wait_s: float) -> Iterator[None]:
+    """The holder is told by its session: `application_name` carries the run id and pid
+    (63 characters at most), the server knows the client's address and start time."""
+    import psycopg
+
+    key = _advisory_key(RUN_LOCK)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT set_config('application_name', %s, false)",
+                     [f"lakehouse run {holder.run_id} {holder.pid}"[:63]])  # fmt: skip
+        t0 = time.monotonic()
+        while not _pg_try(conn, key):
+            if time.monotonic() - t0 >= wait_s:
+                raise RunLocked(_pg_holder(conn, key), wait_s)
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def _pg_try(conn: Any, key: int) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+    return bool(row and row[0])
+
+
+def _pg_holder(conn: Any, key: int) -> Holder | None:
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    row = conn.execute(
+        "SELECT a.application_name, coalesce(host(a.client_addr), 'local socket'), "
+        "a.backend_start FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s",
+        [unsigned >> 32, unsigned & 0xFFFFFFFF],
+    ).fetchone()
+    if not row or not str(row[0]).startswith("lakehouse run "):
+        return None
+    _, _, run_id, pid = [*str(row[0]).split(" "), "", ""][:4]
+    return Holder(run_id, str(row[1]), int(pid) if pid.isdigit() else 0,
+                  row[2].isoformat(timespec="seconds"))  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -63,9 +201,7 @@ def _file_lock(folder: os.PathLike[str], name: str, timeout_s: float) -> Iterato
 def _pg_lock(dsn: str, name: str, timeout_s: float) -> Iterator[None]:
     import psycopg
 
-    key = int.from_bytes(
-        hashlib.sha256(f"lakehouse:{name}".encode()).digest()[:8], "big", signed=True
-    )
+    key = _advisory_key(name)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"SET lock_timeout = '{int(timeout_s * 1000)}ms'")
         try:

@@ -236,22 +236,32 @@ def publish(ctx: click.Context, force: bool, rollback: bool) -> None:
                f"as {project.lake.settings.url} marts.*")  # fmt: skip
 
 
+wait_option = click.option(
+    "--wait", "wait_s", type=float, default=0, show_default=True, metavar="SECONDS",
+    help="If another run holds the lake, wait this long for it (then exit 75, naming it).",
+)  # fmt: skip
+
+
 @main.command()
 @click.argument("only", nargs=-1)
+@wait_option
 @click.pass_context
 @fail_cleanly
-def run(ctx: click.Context, only: tuple[str, ...]) -> None:
+def run(ctx: click.Context, only: tuple[str, ...], wait_s: float) -> None:
     """Run the whole pipeline: ingest, raw gate, dbt build, mart gate, publish.
+
+    One run at a time per lake; a run with nothing new skips build, gate and publish.
 
     \b
     Example:
       lakehouse run
+      lakehouse run --wait 600     # behind a run that is still going
     """
     from pipeline.run import run_pipeline
     from pipeline.summary import print_summary
 
     project = project_from(ctx)
-    record = run_pipeline(project, only=list(only) or None)
+    record = run_pipeline(project, only=list(only) or None, wait_s=wait_s)
     print_summary(project, record)
     _exit_for(record)
 

@@ -19,7 +19,8 @@ USER_ERRORS = (ConfigError, StageFailed, GateFailed, SuiteError, IngestError, La
 
 
 def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """User mistakes and failed stages end with one line and exit 1, not a traceback."""
+    """User mistakes and failed stages end with one line and exit 1 (75 when another run
+    holds the lake), not a traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -27,7 +28,7 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(getattr(exc, "exit_code", 1))
 
     return wrapper
 

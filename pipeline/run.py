@@ -3,10 +3,16 @@
 Every run leaves a machine-readable record in the lake (`runs/<run_id>.json`): run id,
 status, and per stage its status, timings and counts. A failing stage stops the run
 with `StageFailed`; what earlier stages committed stays committed.
+
+One run at a time per lake: a run holds the lake's run lock (`lake.locks.run_lock`), and a
+second one waits up to `wait_s`, then fails naming the holder. A run that finds nothing
+new (no batch landed, released or set aside since the build of the marts published now,
+and the same dbt project, suites and lakehouse.yml) skips build, mart gate and publish.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -18,7 +24,7 @@ from typing import Any
 
 from expectations import GateFailed, GateResult
 from ingest import IngestReport, run_ingest
-from lake import layout
+from lake import Holder, layout
 from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
@@ -50,6 +56,10 @@ class RunRecord:
     quarantined: list[str] = field(default_factory=list)
     """Batches this run set aside whole, each with its reason: the run says so (status
     `quarantined`, exit code 3), while the rest of the data went on."""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """What the build read (`inputs_mark`): a later run with the same has nothing new."""
+    nothing_new_since: str | None = None
+    """Set when this run skipped build, gate and publish: the run whose build is current."""
 
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -96,19 +106,73 @@ def _ingest_details(report: IngestReport) -> dict[str, Any]:
     }
 
 
+_DBT_SKIP = {"target", "logs", "dbt_packages", ".user.yml"}
+
+
+def inputs_mark(project: Project) -> dict[str, Any]:
+    """What a build depends on, cheaply: the batch log's size (every batch landed, and
+    every verdict, quarantine and release, adds a row) and a hash of the dbt project,
+    the suites and lakehouse.yml."""
+    con = project.lake.connect()
+    try:
+        row = con.execute(
+            f"SELECT (SELECT count(*) FROM lake.{layout.BATCHES}), "
+            f"(SELECT count(*) FROM lake.{layout.EVENTS})"
+        ).fetchone()
+    finally:
+        con.close()
+    digest = hashlib.sha256(project.path.read_bytes())
+    for folder in (project.dbt_project_dir, project.expectations_dir / "suites"):
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            rel = path.relative_to(folder)
+            if path.is_file() and not _DBT_SKIP.intersection(rel.parts):
+                digest.update(str(rel).encode() + b"\0" + path.read_bytes())
+    batches, events = row if row else (0, 0)
+    return {"batches": batches, "events": events, "code": digest.hexdigest()[:16]}
+
+
+def published_record(project: Project) -> dict[str, Any] | None:
+    """The record of the run whose marts are published now (after a rollback, the run
+    rolled back to)."""
+    from pipeline.serve import current
+
+    published = current(project)
+    if published is None or not published.run_id:
+        return None
+    data = project.lake.storage.read_bytes(layout.run_key(published.run_id))
+    return json.loads(data) if data else None
+
+
 def run_pipeline(
     project: Project,
     stages: tuple[str, ...] = STAGES,
     only: list[str] | None = None,
     run_id: str | None = None,
     on_stage: Callable[[StageRecord], None] | None = None,
+    wait_s: float = 0,
 ) -> RunRecord:
+    """Run `stages` in order, holding the lake's run lock (waiting up to `wait_s` for a
+    run that holds it; `lake.RunLocked` names that run). Ingest alone takes no run lock:
+    writers of raw tables run side by side (each table has its own lock)."""
     record = RunRecord(
         run_id=run_id or new_run_id(),
         project=project.spec.name,
         lake=project.lake.settings.url,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+    if set(stages) <= {"ingest"}:
+        return _run(project, record, stages, only, on_stage)
+    with project.lake.run_lock(Holder(record.run_id), wait_s):
+        return _run(project, record, stages, only, on_stage)
+
+
+def _run(
+    project: Project,
+    record: RunRecord,
+    stages: tuple[str, ...],
+    only: list[str] | None,
+    on_stage: Callable[[StageRecord], None] | None,
+) -> RunRecord:
     ingest_report: IngestReport | None = None
     built: int | None = None  # the lake snapshot the build left: gated, then published
 
@@ -160,6 +224,7 @@ def run_pipeline(
 
     def do_build(rec: StageRecord) -> None:
         nonlocal built
+        record.inputs = inputs_mark(project)
         result = build(project)
         rec.details = {
             "models": result.models,
@@ -189,10 +254,31 @@ def run_pipeline(
         "check_marts": do_check_marts,
         "publish": do_publish,
     }
+
+    def nothing_new() -> str | None:
+        """The run whose published build already has every input of this one."""
+        if not {"build", "publish"} <= set(stages):
+            return None
+        last = published_record(project)
+        if last is None or not last.get("inputs"):
+            return None
+        record.inputs = inputs_mark(project)
+        return str(last["run_id"]) if last["inputs"] == record.inputs else None
+
     try:
         for name in STAGES:
-            if name in stages:
-                stage(name, steps[name])
+            if name not in stages:
+                continue
+            if name == "build":
+                record.nothing_new_since = nothing_new()
+            if record.nothing_new_since and name in ("build", "check_marts", "publish"):
+                since = {"nothing_new_since": record.nothing_new_since}
+                skipped = StageRecord(name, "skipped", details=since)
+                record.stages.append(skipped)
+                if on_stage:
+                    on_stage(skipped)
+                continue
+            stage(name, steps[name])
         record.status = "quarantined" if record.quarantined else "passed"
     except StageFailed as exc:
         record.status, record.error = "failed", str(exc)

@@ -15,6 +15,9 @@ def print_summary(project: Project, record: RunRecord) -> None:
         click.echo(f"  QUARANTINED {line}")
     for stage in record.stages:
         click.echo(f"  {stage.name:<12} {stage.status:<7} {stage.seconds:>7.1f}s")
+    if record.nothing_new_since:
+        click.echo(f"  nothing new since run {record.nothing_new_since}: its published marts "
+                   "are current (build, mart gate and publish skipped)")  # fmt: skip
     click.echo("\nrows landed per raw table (this run / total):")
     ingest = record.stage("ingest")
     new = ingest.details.get("tables", {}) if ingest else {}

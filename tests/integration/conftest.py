@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.postgres import psql
 from tests.seaweedfs import s3_client, seaweedfs_server
 
 
@@ -37,3 +38,15 @@ def postgres() -> Iterator[str]:
 
     with postgres_server() as dsn:
         yield dsn
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog(request: pytest.FixtureRequest) -> str | None:
+    """The default SQLite catalog, or a fresh PostgreSQL database as the catalog."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres")
+    name = f"lake_{uuid.uuid4().hex[:8]}"
+    psql(server, f"CREATE DATABASE {name}")
+    port = server.rsplit(":", 1)[1].split("/")[0]
+    return f"postgres:host=127.0.0.1 port={port} user=postgres dbname={name}"

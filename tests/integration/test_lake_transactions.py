@@ -7,11 +7,9 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 import yaml
 
 from bench.batch_commit import land_batches
@@ -21,7 +19,6 @@ from pipeline.run import run_pipeline
 from pipeline.shop_data import next_day
 from pipeline.transform import build
 from tests.integration.helpers import cli, lake_sql, published_marts, shop_db, table_state
-from tests.postgres import psql
 
 ROWS = 200
 
@@ -34,18 +31,6 @@ def _writer(lake_dir: Path, offset: int, batches: int, catalog: str | None) -> s
                      catalog={catalog!r})
     """)
     return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def catalog(request: pytest.FixtureRequest) -> str | None:
-    """The default SQLite catalog, or a fresh PostgreSQL database as the catalog."""
-    if request.param == "sqlite":
-        return None
-    server = request.getfixturevalue("postgres")
-    name = f"lake_{uuid.uuid4().hex[:8]}"
-    psql(server, f"CREATE DATABASE {name}")
-    port = server.rsplit(":", 1)[1].split("/")[0]
-    return f"postgres:host=127.0.0.1 port={port} user=postgres dbname={name}"
 
 
 def test_two_writers_on_one_table_land_every_row_exactly_once(tmp_path: Path, catalog) -> None:

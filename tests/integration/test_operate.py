@@ -1,0 +1,135 @@
+"""Running it every day: one run at a time per lake, a killed run's lock taken over, a run
+with nothing new skipping the build."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lake import Holder, Lake, LakeSettings, RunLocked
+from pipeline.config import Project
+from pipeline.run import run_pipeline
+from tests.conftest import ProjectFactory
+from tests.integration.helpers import cli, published_run
+
+
+def _lock_file(project: Project) -> Path:
+    path = project.lake.settings.catalog_path
+    assert path is not None
+    return path.with_suffix(".locks") / "_run.lock"
+
+
+def _holder_in(project: Project, timeout_s: float = 120) -> dict:
+    """The holder a running run wrote into the lock file."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        path = _lock_file(project)
+        text = path.read_text() if path.exists() else ""
+        if text:
+            return json.loads(text)
+        time.sleep(0.05)
+    raise AssertionError("the run never took the lock")
+
+
+def _start_run(project: Project, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), "run", *args],
+        env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_one_run_per_lake_and_a_killed_runs_lock_is_taken_over(
+    make_project: ProjectFactory,
+) -> None:
+    project = make_project()
+    first = _start_run(project)
+    holder = _holder_in(project)
+    assert holder["pid"] == first.pid
+
+    # a second run, in its own process, exits at once naming the first
+    second = cli(project, "run")
+    assert second.returncode == 75, second.stderr
+    assert "another run is in progress on this lake" in second.stderr
+    assert f"run {holder['run_id']} (pid {first.pid} on " in second.stderr
+    assert "Traceback" not in second.stderr
+
+    # the first run is killed holding the lock: the next run takes it over, and says so
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    third = cli(project, "run", timeout=600)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert f"took over the run lock of run {holder['run_id']}" in third.stderr
+    assert _lock_file(project).read_text() == ""  # released cleanly: nothing to take over
+    published = published_run(project)
+    assert published is not None and published != holder["run_id"]
+
+    # a run started while another holds the lake waits for it with --wait
+    fourth = _start_run(project)
+    _holder_in(project)
+    fifth = cli(project, "run", "--wait", "600", timeout=900)
+    assert fourth.wait(timeout=600) == 0
+    assert fifth.returncode == 0, fifth.stderr[-3000:]
+    assert "took over" not in fifth.stderr
+
+
+def test_ingest_alone_takes_no_run_lock(make_project: ProjectFactory) -> None:
+    """Writers of raw tables run beside a run (each table has its own lock)."""
+    project = make_project()
+    with project.lake.run_lock(Holder("someone-else")):
+        record = run_pipeline(project, stages=("ingest",), only=["iot"])
+        assert record.status == "passed"
+        with pytest.raises(RunLocked, match="run someone-else"):
+            run_pipeline(project, stages=("ingest", "check_raw"), only=["iot"])
+
+
+def test_the_run_lock_names_its_holder_on_either_catalog(tmp_path: Path, catalog) -> None:
+    lake = Lake(LakeSettings.resolve(str(tmp_path / "lake"), tmp_path, env={}, catalog=catalog))
+    lake.connect().close()
+    with lake.run_lock(Holder("run-a")):
+        t0 = time.monotonic()
+        with pytest.raises(RunLocked) as caught:
+            with lake.run_lock(Holder("run-b"), wait_s=0.5):
+                pass
+        assert time.monotonic() - t0 >= 0.5  # it waited before giving up
+        assert caught.value.holder is not None
+        assert caught.value.holder.run_id == "run-a"
+        assert caught.value.holder.pid == os.getpid()
+        assert "gave up after waiting 0 s" not in str(caught.value)
+    with lake.run_lock(Holder("run-b")):  # released: free at once
+        pass
+
+
+def test_a_run_with_nothing_new_skips_build_gate_and_publish(
+    make_project: ProjectFactory,
+) -> None:
+    project = make_project()
+    first = run_pipeline(project)
+    again = run_pipeline(project)
+    assert again.nothing_new_since == first.run_id
+    assert [(s.name, s.status) for s in again.stages] == [
+        ("ingest", "passed"), ("check_raw", "passed"), ("build", "skipped"),
+        ("check_marts", "skipped"), ("publish", "skipped"),
+    ]  # fmt: skip
+    assert published_run(project) == first.run_id
+
+    # a changed project file (or dbt project, or suite) is something new
+    project.path.write_text(project.path.read_text() + "\n# changed\n")
+    changed = run_pipeline(project)
+    assert changed.nothing_new_since is None
+    assert published_run(project) == changed.run_id
+
+    # so is a batch landed by an ingest on its own, between runs
+    new = project.base_dir / "sources" / "iot" / "sensor_readings_2026_04.csv"
+    new.write_text("warehouse_id,sensor_id,reading_ts,temperature_c\n"
+                   "1,cold-1-1,2026-04-01 00:00:00,4.2\n")  # fmt: skip
+    run_pipeline(project, stages=("ingest",), only=["iot"])
+    after_ingest = run_pipeline(project)
+    assert after_ingest.nothing_new_since is None
+    assert published_run(project) == after_ingest.run_id
