@@ -204,6 +204,11 @@ class SourceConfig(_Strict):
         None, description="Database sources: the connection and table selection."
     )
     http: HttpOptions | None = Field(None, description="HTTP sources: the API.")
+    runbook: str | None = Field(
+        None,
+        description="What to do when this source fails, shown with its error: how to start "
+        "it, whom to call, a link.",
+    )
     schema_policy: Literal["evolve", "freeze", "quarantine"] = Field(
         "evolve",
         description="When a batch's columns differ from the table's: evolve (land it, "

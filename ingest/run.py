@@ -106,12 +106,16 @@ def _select(
         try:
             tables = resolve_tables(lake, src, base_dir)
         except IngestError as exc:
-            failed.append(TableReport(src.name, exc.table, error=str(exc)))
+            failed.append(TableReport(src.name, exc.table, error=_with_runbook(src, exc)))
             continue
         for tbl in tables:
             if not only or src.name in only or f"{src.name}.{tbl.name}" in only:
                 chosen.append((src, tbl))
     return chosen, failed
+
+
+def _with_runbook(src: SourceConfig, exc: Exception) -> str:
+    return f"{exc} [runbook: {src.runbook}]" if src.runbook else str(exc)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[list[str]]:
@@ -235,10 +239,10 @@ def ingest_table(
                     time.monotonic() - t0,
                 )  # fmt: skip
     except IngestError as exc:
-        report.error = str(exc)
-        log.error("%s", exc)
+        report.error = _with_runbook(src, exc)
+        log.error("%s", report.error)
     except Exception as exc:  # a source failing entirely must not stop the others
-        report.error = str(IngestError(src.name, tbl.name, _first_line(exc)))
+        report.error = _with_runbook(src, IngestError(src.name, tbl.name, _first_line(exc)))
         log.exception("%s", report.error)
     finally:
         con.close()

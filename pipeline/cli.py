@@ -267,7 +267,12 @@ def run(ctx: click.Context, only: tuple[str, ...], wait_s: float) -> None:
 
 
 def _exit_for(record: Any) -> None:
-    """A run that set batches aside says so in its exit code (3), whatever else passed."""
+    """A run that went on without a failed source says so in its exit code (2); one that
+    set batches aside, 3."""
+    if record.failed_sources:
+        click.echo(f"error: partial run: {', '.join(record.failed_sources)} could not be "
+                   "ingested; the other sources went on (see SKIPPED)", err=True)  # fmt: skip
+        sys.exit(2)
     if record.quarantined:
         click.echo(f"error: {len(record.quarantined)} batch(es) quarantined: see "
                    "`lakehouse quarantine list`", err=True)  # fmt: skip

@@ -60,6 +60,11 @@ class RunRecord:
     """What the build read (`inputs_mark`): a later run with the same has nothing new."""
     nothing_new_since: str | None = None
     """Set when this run skipped build, gate and publish: the run whose build is current."""
+    failed_sources: list[str] = field(default_factory=list)
+    """Sources that could not be ingested: the run went on without them (status
+    `partial`, exit code 2), and their models were not rebuilt."""
+    skipped: list[str] = field(default_factory=list)
+    """What a partial run left out, and why."""
 
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -182,7 +187,7 @@ def _run(
         t0 = time.monotonic()
         try:
             fn(rec)
-            rec.status = "passed"
+            rec.status = "partial" if rec.status == "partial" else "passed"
         except StageFailed:
             rec.status = "failed"
             raise
@@ -215,7 +220,18 @@ def _run(
             for load_id in t.waiting
         ]
         if not ingest_report.ok:
-            raise StageFailed("ingest", "; ".join(ingest_report.failures()))
+            if all(t.error for t in ingest_report.tables):
+                raise StageFailed("ingest", "; ".join(ingest_report.failures()))
+            rec.status = "partial"  # the other sources go on
+            record.failed_sources = sorted({t.source for t in ingest_report.tables if t.error})
+            record.skipped += [
+                f"{t.source}.{t.table} not ingested: {t.error}"
+                for t in ingest_report.tables
+                if t.error
+            ]
+            if "build" in stages:
+                record.skipped += [f"models downstream of source {s} not rebuilt (they keep "
+                                   "their last build)" for s in record.failed_sources]  # fmt: skip
 
     def do_check_raw(rec: StageRecord) -> None:
         result = check_raw(project, run_id=record.run_id)
@@ -225,7 +241,8 @@ def _run(
     def do_build(rec: StageRecord) -> None:
         nonlocal built
         record.inputs = inputs_mark(project)
-        result = build(project)
+        exclude = " ".join(f"source:{s}+" for s in record.failed_sources)
+        result = build(project, exclude=exclude or None)
         rec.details = {
             "models": result.models,
             "tests_passed": result.tests_passed,
@@ -260,8 +277,8 @@ def _run(
         if not {"build", "publish"} <= set(stages):
             return None
         last = published_record(project)
-        if last is None or not last.get("inputs"):
-            return None
+        if last is None or not last.get("inputs") or last.get("failed_sources"):
+            return None  # (a partial build left some models behind: build them now)
         record.inputs = inputs_mark(project)
         return str(last["run_id"]) if last["inputs"] == record.inputs else None
 
@@ -279,7 +296,10 @@ def _run(
                     on_stage(skipped)
                 continue
             stage(name, steps[name])
-        record.status = "quarantined" if record.quarantined else "passed"
+        record.status = (
+            "partial" if record.failed_sources
+            else "quarantined" if record.quarantined else "passed"
+        )  # fmt: skip
     except StageFailed as exc:
         record.status, record.error = "failed", str(exc)
         raise

@@ -11,6 +11,8 @@ from pipeline.run import RunRecord, last_runs
 
 def print_summary(project: Project, record: RunRecord) -> None:
     click.echo(f"\nrun {record.run_id}: {record.status}  (lake: {project.lake.settings.url})")
+    for line in record.skipped:
+        click.echo(f"  SKIPPED {line}")
     for line in record.quarantined:
         click.echo(f"  QUARANTINED {line}")
     for stage in record.stages:

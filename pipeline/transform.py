@@ -141,10 +141,13 @@ def _lost_a_race(failure: str) -> bool:
     return any(s in failure for s in _LOST_RACE)
 
 
-def build(project: Project, select: str | None = None, quiet: bool = True) -> DbtResult:
+def build(
+    project: Project, select: str | None = None, quiet: bool = True, exclude: str | None = None
+) -> DbtResult:
     """`dbt build`; models whose commit lost a race with another lake writer are run again
     (`dbt retry`, which reruns the failed and skipped nodes only), up to three times."""
     args = ["build"] + (["--select", select] if select else [])
+    args += ["--exclude", *exclude.split()] if exclude else []
     result = run_dbt(project, args, quiet=quiet)
     for attempt in range(3):
         if result.ok or not all(_lost_a_race(f) for f in result.failures):

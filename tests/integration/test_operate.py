@@ -6,18 +6,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from lake import Holder, Lake, LakeSettings, RunLocked
+from lake import Holder, Lake, LakeSettings, RunLocked, layout
 from pipeline.config import Project
 from pipeline.run import run_pipeline
+from pipeline.shop_data import next_day
 from tests.conftest import ProjectFactory
-from tests.integration.helpers import cli, published_run
+from tests.integration.helpers import cli, published_marts, published_run
 
 
 def _lock_file(project: Project) -> Path:
@@ -94,9 +97,8 @@ def test_the_run_lock_names_its_holder_on_either_catalog(tmp_path: Path, catalog
     lake.connect().close()
     with lake.run_lock(Holder("run-a")):
         t0 = time.monotonic()
-        with pytest.raises(RunLocked) as caught:
-            with lake.run_lock(Holder("run-b"), wait_s=0.5):
-                pass
+        with pytest.raises(RunLocked) as caught, lake.run_lock(Holder("run-b"), wait_s=0.5):
+            pass
         assert time.monotonic() - t0 >= 0.5  # it waited before giving up
         assert caught.value.holder is not None
         assert caught.value.holder.run_id == "run-a"
@@ -133,3 +135,38 @@ def test_a_run_with_nothing_new_skips_build_gate_and_publish(
     after_ingest = run_pipeline(project)
     assert after_ingest.nothing_new_since is None
     assert published_run(project) == after_ingest.run_id
+
+
+def test_a_source_that_is_down_leaves_a_partial_run_and_the_rest_published(
+    make_project: ProjectFactory,
+) -> None:
+    project = make_project()
+    assert run_pipeline(project).status == "passed"
+    _, before = published_marts(project)
+    day = next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05)
+    spec = yaml.safe_load(project.path.read_text())
+    vendor = next(s for s in spec["sources"] if s["name"] == "vendor")
+    vendor["http"].update(base_url=f"http://127.0.0.1:{_closed_port()}", max_retries=1,
+                          backoff_s=0.01)  # fmt: skip
+    project.path.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    result = cli(project, "run", timeout=600)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: partial run: vendor could not be ingested" in result.stderr
+    assert "SKIPPED vendor.reviews not ingested: source 'vendor', table 'reviews'" in result.stdout
+    assert "ConnectionError after 2 tries" in result.stdout
+    assert "runbook: the example shop's API: start it with `lakehouse example-api &`" in (
+        result.stdout
+    )
+    assert "SKIPPED models downstream of source vendor not rebuilt" in result.stdout
+    run_id, after = published_marts(project)
+    record = json.loads(project.lake.storage.read_bytes(layout.run_key(str(run_id))) or b"{}")
+    assert record["status"] == "partial" and record["failed_sources"] == ["vendor"]
+    assert after["fct_orders"][0] == before["fct_orders"][0] + day["orders"]
+    assert after["fct_reviews"] == before["fct_reviews"]  # not rebuilt: its last build
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
