@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import batch_commit, dbt_build, gate, ingest_csv, ingest_more, publish
+from bench import batch_commit, dbt_build, gate, ingest_csv, ingest_more, operate, publish
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_csv": ingest_csv.run_local,
@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "dbt_build": dbt_build.run_local,
     "dbt_build_s3": dbt_build.run_s3,
     "dbt_incremental": dbt_build.run_incremental,
+    "cli_start": operate.run_cli_start,
+    "run_noop": operate.run_noop,
 }
 
 

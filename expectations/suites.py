@@ -106,7 +106,9 @@ def _load(path: Path, gate: str) -> SuiteSpec:
     return SuiteSpec(body["name"], gate, str(body["target"]), specs, path)
 
 
-def load_suites(root: Path, gate: str) -> list[SuiteSpec]:
+def load_suites(root: Path, gate: str, validate: bool = True) -> list[SuiteSpec]:
+    """The suites of a gate. `validate`: check every expectation type and its kwargs with
+    GX now (importing GX: 7.5 s); a gate with nothing to check passes False."""
     if gate not in GATES:
         raise SuiteError(f"unknown gate {gate!r}: expected one of {GATES}")
     folder = root / "suites" / gate
@@ -114,6 +116,6 @@ def load_suites(root: Path, gate: str) -> list[SuiteSpec]:
     names = [s.name for s in suites]
     if len(set(names)) != len(names):
         raise SuiteError(f"{folder}: suite names must be unique")
-    for suite in suites:
+    for suite in suites if validate else []:
         suite.to_gx()  # validate every expectation type and its kwargs now
     return suites

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -73,19 +74,25 @@ class IngestReport:
         return [b for t in self.tables for b in t.batches if not b.in_raw_zone]
 
 
-def resolve_tables(lake: Lake, src: SourceConfig, base_dir: Path) -> list[TableConfig]:
-    """The tables of a source; database `include` globs are expanded here."""
+def resolve_tables(
+    lake: Lake, src: SourceConfig, base_dir: Path, con: duckdb.DuckDBPyConnection | None = None
+) -> list[TableConfig]:
+    """The tables of a source; database `include` globs are expanded here (on `con`, or
+    a connection of its own)."""
     if src.kind not in DATABASE_KINDS:
         return list(src.tables)
-    con = lake.connect()
-    try:
+    if con is not None:
         return expand_tables(con, src, base_dir)
-    finally:
-        con.close()
+    with contextlib.closing(lake.connect()) as own:
+        return expand_tables(own, src, base_dir)
 
 
 def _select(
-    lake: Lake, sources: list[SourceConfig], base_dir: Path, only: list[str] | None
+    lake: Lake,
+    sources: list[SourceConfig],
+    base_dir: Path,
+    only: list[str] | None,
+    con: duckdb.DuckDBPyConnection,
 ) -> tuple[list[tuple[SourceConfig, TableConfig]], list[TableReport]]:
     """`only` holds `source` or `source.table` names. Sources that cannot even list their
     tables are reported as failed; the others go on."""
@@ -104,7 +111,7 @@ def _select(
         if only and src.name not in only and not any(o.startswith(f"{src.name}.") for o in only):
             continue
         try:
-            tables = resolve_tables(lake, src, base_dir)
+            tables = resolve_tables(lake, src, base_dir, con)
         except IngestError as exc:
             failed.append(TableReport(src.name, exc.table, error=_with_runbook(src, exc)))
             continue
@@ -259,13 +266,13 @@ def run_ingest(
     run_id: str | None = None,
 ) -> IngestReport:
     settings = settings or IngestSettings()
-    chosen, failed = _select(lake, sources, base_dir, only)
-    workers = max(1, min(settings.workers, len(chosen)))
     # one DuckDB database for the run, the lake attached once, the memory budget shared by
     # every worker (each worker its own connection to it)
     shared = lake.connect(memory_limit=f"{settings.memory_limit_mb}MB")
     shared.execute("SET preserve_insertion_order = false")
     try:
+        chosen, failed = _select(lake, sources, base_dir, only, shared)
+        workers = max(1, min(settings.workers, len(chosen)))
         # each source's schema first, in one commit: two workers creating it at once
         # would conflict and wait out DuckLake's retries
         ensure_schemas(shared, sorted({s.name for s, _ in chosen}))

@@ -26,7 +26,7 @@ import duckdb
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from lake import layout
-from lake.duck import INLINE_ROWS, quote_ident
+from lake.duck import INLINE_ROWS, quote_ident, quote_str
 
 log = logging.getLogger("lakehouse.lake")
 
@@ -127,8 +127,7 @@ def ensure_catalog(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
 
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
-        "AND schema_name = ? AND table_name = 'publications'",
-        [layout.META],
+        f"AND schema_name = {quote_str(layout.META)} AND table_name = 'publications'"
     ).fetchone()
     if not exists or not exists[0]:
         create()
@@ -293,19 +292,17 @@ def all_states(
     con: duckdb.DuckDBPyConnection, source: str | None = None, table: str | None = None
 ) -> list[TableState]:
     """Every raw table's state (or one table's), folded from the logs in commit order."""
-    where, params = "", []
+    where = ""
     if source is not None and table is not None:
-        where, params = " WHERE source = ? AND table_name = ?", [source, table]
+        where = f" WHERE source = {quote_str(source)} AND table_name = {quote_str(table)}"
     with CATALOG_LOCK:
         batches = con.execute(
             f"SELECT {_BATCH_COLUMNS} FROM lake.{layout.BATCHES}{where} "
-            "ORDER BY snapshot_id, committed_at, load_id",
-            params,
+            "ORDER BY snapshot_id, committed_at, load_id"
         ).fetchall()
         events = con.execute(
             f"SELECT snapshot_id, source, table_name, load_id, event, reason, quarantine_table "
-            f"FROM lake.{layout.EVENTS}{where} ORDER BY snapshot_id, event_at",
-            params,
+            f"FROM lake.{layout.EVENTS}{where} ORDER BY snapshot_id, event_at"
         ).fetchall()
     states: dict[tuple[str, str], TableState] = {}
     by_id: dict[str, BatchRecord] = {}
@@ -356,8 +353,8 @@ def table_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[list[st
     with CATALOG_LOCK:
         rows = con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'lake' "
-            "AND schema_name = ? AND table_name = ? ORDER BY column_index",
-            [schema, name],
+            f"AND schema_name = {quote_str(schema)} AND table_name = {quote_str(name)} "
+            "ORDER BY column_index"
         ).fetchall()
     return [[r[0], r[1]] for r in rows] or None
 

@@ -92,6 +92,8 @@ def gate_lake_batches(
     """Run the `gate` suites on lake relations: `checks` is target -> [(label, relation,
     load_id or None, columns or None)], read as of `snapshot` (default: now). GX reads
     views in a throwaway DuckDB file of this run only."""
+    if not any(checks.values()):
+        return GateResult(gate, [])  # nothing to check: no GX (7.5 s to import), no docs
     suites = load_suites(project.expectations_dir, "marts" if gate == "marts" else "raw")
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
     gate_db = project.warehouse_dir / f".gate_{gate}.{uuid.uuid4().hex[:12]}.duckdb"
@@ -128,7 +130,7 @@ def check_raw(project: Project, everything: bool = False, run_id: str | None = N
     with the new data, not the lake). A batch that fails a critical expectation leaves the
     raw table in one transaction (`lake.quarantine_batch`), so staging never reads it and
     its table's watermark goes back to where it started; the others pass."""
-    suites = load_suites(project.expectations_dir, "raw")
+    suites = load_suites(project.expectations_dir, "raw", validate=False)  # (targets only)
     wanted = {s.target for s in suites}
     con = project.lake.connect()
     try:

@@ -12,6 +12,7 @@ and the same dbt project, suites and lakehouse.yml) skips build, mart gate and p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,9 +23,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
+
 from expectations import GateFailed, GateResult
 from ingest import IngestReport, run_ingest
 from lake import Holder, layout
+from lake.publish import publications, published_stack
 from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
@@ -114,18 +118,14 @@ def _ingest_details(report: IngestReport) -> dict[str, Any]:
 _DBT_SKIP = {"target", "logs", "dbt_packages", ".user.yml"}
 
 
-def inputs_mark(project: Project) -> dict[str, Any]:
+def inputs_mark(project: Project, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """What a build depends on, cheaply: the batch log's size (every batch landed, and
     every verdict, quarantine and release, adds a row) and a hash of the dbt project,
     the suites and lakehouse.yml."""
-    con = project.lake.connect()
-    try:
-        row = con.execute(
-            f"SELECT (SELECT count(*) FROM lake.{layout.BATCHES}), "
-            f"(SELECT count(*) FROM lake.{layout.EVENTS})"
-        ).fetchone()
-    finally:
-        con.close()
+    row = con.execute(
+        f"SELECT (SELECT count(*) FROM lake.{layout.BATCHES}), "
+        f"(SELECT count(*) FROM lake.{layout.EVENTS})"
+    ).fetchone()
     digest = hashlib.sha256(project.path.read_bytes())
     for folder in (project.dbt_project_dir, project.expectations_dir / "suites"):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
@@ -136,15 +136,13 @@ def inputs_mark(project: Project) -> dict[str, Any]:
     return {"batches": batches, "events": events, "code": digest.hexdigest()[:16]}
 
 
-def published_record(project: Project) -> dict[str, Any] | None:
+def published_record(project: Project, con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     """The record of the run whose marts are published now (after a rollback, the run
     rolled back to)."""
-    from pipeline.serve import current
-
-    published = current(project)
-    if published is None or not published.run_id:
+    stack = published_stack(publications(con))
+    if not stack or not stack[-1].run_id:
         return None
-    data = project.lake.storage.read_bytes(layout.run_key(published.run_id))
+    data = project.lake.storage.read_bytes(layout.run_key(stack[-1].run_id))
     return json.loads(data) if data else None
 
 
@@ -240,7 +238,8 @@ def _run(
 
     def do_build(rec: StageRecord) -> None:
         nonlocal built
-        record.inputs = inputs_mark(project)
+        with contextlib.closing(project.lake.connect()) as con:
+            record.inputs = inputs_mark(project, con)
         exclude = " ".join(f"source:{s}+" for s in record.failed_sources)
         result = build(project, exclude=exclude or None)
         rec.details = {
@@ -276,10 +275,11 @@ def _run(
         """The run whose published build already has every input of this one."""
         if not {"build", "publish"} <= set(stages):
             return None
-        last = published_record(project)
-        if last is None or not last.get("inputs") or last.get("failed_sources"):
-            return None  # (a partial build left some models behind: build them now)
-        record.inputs = inputs_mark(project)
+        with contextlib.closing(project.lake.connect()) as con:
+            last = published_record(project, con)
+            if last is None or not last.get("inputs") or last.get("failed_sources"):
+                return None  # (a partial build left some models behind: build them now)
+            record.inputs = inputs_mark(project, con)
         return str(last["run_id"]) if last["inputs"] == record.inputs else None
 
     try:

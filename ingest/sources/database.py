@@ -72,9 +72,9 @@ def _schema(source: SourceConfig) -> str:
 def list_tables(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path) -> list[str]:
     alias = attach(con, source, base_dir)
     rows = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
-        "AND table_schema = ? ORDER BY 1",
-        [alias, _schema(source)],
+        "SELECT table_name FROM information_schema.tables WHERE "
+        f"table_catalog = {quote_str(alias)} AND table_schema = {quote_str(_schema(source))} "
+        "ORDER BY 1"
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -122,9 +122,9 @@ class DatabaseSource(Source):
     def _columns(self, con: duckdb.DuckDBPyConnection, alias: str) -> list[tuple[str, str]]:
         rows = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position",
-            [alias, _schema(self.source), self.remote_table],
+            f"WHERE table_catalog = {quote_str(alias)} "
+            f"AND table_schema = {quote_str(_schema(self.source))} "
+            f"AND table_name = {quote_str(self.remote_table)} ORDER BY ordinal_position"
         ).fetchall()
         if not rows:
             raise IngestError(
@@ -212,8 +212,10 @@ class DatabaseSource(Source):
             return  # empty table
         where = ""
         if state.watermark is not None:
-            newer = con.execute(f"SELECT CAST(? AS {ctype}) > CAST(? AS {ctype})",
-                                [newest, state.watermark]).fetchone()  # fmt: skip
+            newer = con.execute(
+                f"SELECT CAST({quote_str(newest)} AS {ctype}) > "
+                f"CAST({quote_str(state.watermark)} AS {ctype})"
+            ).fetchone()
             if not (newer and newer[0]):
                 return  # nothing past the watermark
             start = f"CAST({quote_str(state.watermark)} AS {ctype})"

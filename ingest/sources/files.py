@@ -20,6 +20,7 @@ import xxhash
 from ingest.errors import IngestError
 from ingest.sources.base import Extract, Opened, Source
 from lake import S3Storage, TableState
+from lake.duck import quote_str
 
 MTIME_RESOLUTION_MS = 2000  # file systems and object stores keep mtimes to the second
 
@@ -48,9 +49,8 @@ class FileSource(Source):
         pattern = self.pattern()
         try:
             files = con.execute(
-                "SELECT filename, size, epoch_ms(last_modified) FROM read_blob(?) "
-                "ORDER BY filename",
-                [pattern],
+                "SELECT filename, size, epoch_ms(last_modified) FROM "
+                f"read_blob({quote_str(pattern)}) ORDER BY filename"
             ).fetchall()
         except duckdb.IOException as exc:
             if "No files found" not in str(exc):

@@ -1,0 +1,94 @@
+"""Benchmarks of running it every day: how fast the CLI starts, and what a run with
+nothing new costs.
+
+Both use the example shop at `BENCH_OPERATE_SCALE` (default 1, what `make demo` runs) on
+a local lake, through the real `lakehouse` command in fresh processes, wall time.
+
+- `cli_start`: value: `lakehouse query "select 1"` on the published demo (`query_s`; also
+  `help_s` for `lakehouse --help`), medians of `BENCH_REPEAT`; reference: `python -c pass`.
+  Target: each <= 1 s (an absolute target: the ratio only says how far from bare Python).
+- `run_noop`: value: a second `lakehouse run` with nothing new; reference: the first run,
+  which lands, gates, builds and publishes everything. Target: ratio <= 0.05.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.common import DATA, Measurement, write_result
+
+SCALE = float(os.environ.get("BENCH_OPERATE_SCALE", "1"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
+LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
+
+
+def _wall(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one command in a fresh process; it must succeed."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    peak = 0.0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss / 2**20)
+        except psutil.Error:
+            break
+        time.sleep(0.01)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args} exited {proc.returncode}:\n{out[-2000:]}{err[-2000:]}")
+    return seconds, peak
+
+
+def _median(args: list[str], env: dict[str, str]) -> Measurement:
+    runs = [_wall(args, env) for _ in range(REPEAT)]
+    return Measurement(statistics.median(r[0] for r in runs), max(r[1] for r in runs), {})
+
+
+@functools.cache
+def _demo() -> tuple[Path, dict[str, str], tuple[float, float], tuple[float, float]]:
+    """A published demo shop (kept for the process), with the first and second run's
+    wall times and peak RSS."""
+    from bench.dbt_build import make_shop_project
+    from pipeline.shop_api import ShopApi
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-operate-", dir=DATA))
+    atexit.register(shutil.rmtree, workdir, True)
+    project = make_shop_project(workdir, SCALE)
+    api = ShopApi(project.base_dir / "sources" / "vendor" / "reviews.json").__enter__()
+    atexit.register(api.__exit__, None, None, None)
+    env = {**os.environ, **api.env()}
+    run = [LAKEHOUSE, "--project", str(project.path), "run"]
+    first = _wall(run, env)
+    second = _wall(run, env)
+    return project.path, env, first, second
+
+
+def run_cli_start() -> dict[str, Any]:
+    project_file, env, _, _ = _demo()
+    bare = _median([sys.executable, "-c", "pass"], env)
+    helped = _median([LAKEHOUSE, "--help"], env)
+    queried = _median([LAKEHOUSE, "--project", str(project_file), "query", "select 1"], env)
+    return write_result("cli_start", queried, bare, scale=SCALE, help_s=round(helped.seconds, 3),
+                        query_s=round(queried.seconds, 3), target_s=1.0)  # fmt: skip
+
+
+def run_noop() -> dict[str, Any]:
+    _, _, first, second = _demo()
+    return write_result("run_noop", Measurement(second[0], second[1], {}),
+                        Measurement(first[0], first[1], {}), scale=SCALE)  # fmt: skip
