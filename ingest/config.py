@@ -204,6 +204,11 @@ class SourceConfig(_Strict):
         None, description="Database sources: the connection and table selection."
     )
     http: HttpOptions | None = Field(None, description="HTTP sources: the API.")
+    schedule: str | None = Field(
+        None,
+        description="Cron expression: `lakehouse schedule` ingests this source and rebuilds "
+        "its downstream models on it (besides the project's `schedule.default`).",
+    )
     runbook: str | None = Field(
         None,
         description="What to do when this source fails, shown with its error: how to start "

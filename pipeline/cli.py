@@ -244,24 +244,29 @@ wait_option = click.option(
 
 @main.command()
 @click.argument("only", nargs=-1)
+@click.option("--select", "-s", "selected", multiple=True, metavar="SOURCE[.TABLE]",
+              help="Only this source (or table) and the models downstream of it.")  # fmt: skip
 @wait_option
 @click.pass_context
 @fail_cleanly
-def run(ctx: click.Context, only: tuple[str, ...], wait_s: float) -> None:
+def run(ctx: click.Context, only: tuple[str, ...], selected: tuple[str, ...],
+        wait_s: float) -> None:  # fmt: skip
     """Run the whole pipeline: ingest, raw gate, dbt build, mart gate, publish.
 
+    ONLY (or --select) limits it to sources or tables and the models downstream of them.
     One run at a time per lake; a run with nothing new skips build, gate and publish.
 
     \b
     Example:
       lakehouse run
+      lakehouse run --select iot   # iot, and the models built from it
       lakehouse run --wait 600     # behind a run that is still going
     """
     from pipeline.run import run_pipeline
     from pipeline.summary import print_summary
 
     project = project_from(ctx)
-    record = run_pipeline(project, only=list(only) or None, wait_s=wait_s)
+    record = run_pipeline(project, only=[*only, *selected] or None, wait_s=wait_s)
     print_summary(project, record)
     _exit_for(record)
 
@@ -391,6 +396,34 @@ def status(ctx: click.Context) -> None:
     from pipeline.summary import print_status
 
     print_status(project_from(ctx))
+
+
+@main.command()
+@click.option("--max-runs", type=int, default=None, help="Stop after this many runs.")
+@click.option("--dry-run", is_flag=True, help="Print the next runs and stop.")
+@click.pass_context
+@fail_cleanly
+def schedule(ctx: click.Context, max_runs: int | None, dry_run: bool) -> None:
+    """Run the pipeline on the cron expressions of lakehouse.yml, in the foreground (for
+    a container or a service unit): `schedule.default` for everything, a source's own
+    `schedule` for it and its downstream models. SIGTERM stops it after the current run.
+
+    \b
+    Example:
+      lakehouse schedule --dry-run
+      lakehouse schedule
+    """
+    from datetime import UTC, datetime
+
+    from pipeline import schedule as sched
+
+    project = project_from(ctx)
+    if dry_run:
+        for at, what in sched.describe(project, datetime.now(UTC)):
+            click.echo(f"{at:%Y-%m-%d %H:%M:%S %Z}  {what}")
+        return
+    logging.getLogger().setLevel(logging.INFO)  # a service's log: every run, every wait
+    sched.run_schedule(project, max_runs=max_runs)
 
 
 main.add_command(quarantine)

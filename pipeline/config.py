@@ -50,11 +50,21 @@ class WarehouseSection(_Strict):
     expectations_dir: str = Field("expectations", description="GX suites and their reports.")
 
 
+class ScheduleSection(_Strict):
+    default: str | None = Field(
+        None,
+        description="Cron expression for the whole pipeline (`lakehouse schedule`), e.g. "
+        "'0 * * * *' hourly; a source's own `schedule` runs it and its downstream models.",
+    )
+    timezone: str = Field("UTC", description="Time zone the cron expressions are read in.")
+
+
 class ProjectFile(_Strict):
     name: str = Field("lakehouse", description="Project name, shown in run records.")
     lake: LakeSection = Field(default_factory=LakeSection)
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     sources: list[SourceConfig] = Field(default_factory=list)
 
 
@@ -144,6 +154,28 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{loc or '(top level)'}: {msg}"
 
 
+def _check_schedules(spec: ProjectFile, file: Path) -> None:
+    crons = [("schedule.default", spec.schedule.default)] + [
+        (f"sources[{i}] ({s.name}).schedule", s.schedule) for i, s in enumerate(spec.sources)
+    ]
+    if not any(cron for _, cron in crons):
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from croniter import croniter
+
+    for where, cron in crons:
+        if cron and not croniter.is_valid(cron):
+            raise ConfigError(f"{file}: {where}: {cron!r} is not a cron expression "
+                              "(5 fields, or 6 with seconds last)")  # fmt: skip
+    try:
+        ZoneInfo(spec.schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{file}: schedule.timezone: unknown time zone {spec.schedule.timezone!r}"
+        ) from None
+
+
 def load_project(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Project:
     env = os.environ if env is None else env
     file = find_project_file(path)
@@ -159,6 +191,7 @@ def load_project(path: str | Path | None = None, env: Mapping[str, str] | None =
     except ValidationError as exc:
         details = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
         raise ConfigError(f"{file}: {details}") from None
+    _check_schedules(spec, file)
     names = [s.name for s in spec.sources]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -240,8 +240,10 @@ def _run(
         nonlocal built
         with contextlib.closing(project.lake.connect()) as con:
             record.inputs = inputs_mark(project, con)
+        # `only` some sources: the models downstream of them; a failed source's are left out
+        select = " ".join(f"source:{name}+" for name in only or [])
         exclude = " ".join(f"source:{s}+" for s in record.failed_sources)
-        result = build(project, exclude=exclude or None)
+        result = build(project, select=select or None, exclude=exclude or None)
         rec.details = {
             "models": result.models,
             "tests_passed": result.tests_passed,

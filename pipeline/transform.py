@@ -146,7 +146,7 @@ def build(
 ) -> DbtResult:
     """`dbt build`; models whose commit lost a race with another lake writer are run again
     (`dbt retry`, which reruns the failed and skipped nodes only), up to three times."""
-    args = ["build"] + (["--select", select] if select else [])
+    args = ["build"] + (["--select", *select.split()] if select else [])
     args += ["--exclude", *exclude.split()] if exclude else []
     result = run_dbt(project, args, quiet=quiet)
     for attempt in range(3):

@@ -20,7 +20,7 @@ from pipeline.config import Project
 from pipeline.run import run_pipeline
 from pipeline.shop_data import next_day
 from tests.conftest import ProjectFactory
-from tests.integration.helpers import cli, published_marts, published_run
+from tests.integration.helpers import cli, published_marts, published_run, raw_rows
 
 
 def _lock_file(project: Project) -> Path:
@@ -170,3 +170,38 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_the_scheduler_runs_a_due_source_and_its_models_only(make_project: ProjectFactory) -> None:
+    project = make_project()
+    whole = run_pipeline(project)  # as the default schedule did, last night
+    full_build = whole.stage("build")
+    assert full_build is not None
+    spec = yaml.safe_load(project.path.read_text())
+    spec["schedule"] = {"default": "0 0 1 1 *"}  # the whole pipeline: not this year
+    iot = next(s for s in spec["sources"] if s["name"] == "iot")
+    iot["schedule"] = "* * * * * */2"  # every 2 s (a sixth field: seconds)
+    project.path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    readings = raw_rows(project, "iot", "sensor_readings")
+    (project.base_dir / "sources" / "iot" / "sensor_readings_2026_04.csv").write_text(
+        "warehouse_id,sensor_id,reading_ts,temperature_c\n1,cold-1-1,2026-04-01 00:00:00,4.2\n"
+    )
+
+    dry = cli(project, "schedule", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[0].endswith("sources iot")
+
+    result = cli(project, "schedule", "--max-runs", "2", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = [json.loads(project.lake.storage.read_bytes(k) or b"{}")
+            for k in sorted(project.lake.storage.list(layout.RUNS))][1:]  # fmt: skip
+    assert len(runs) == 2
+    assert all(set(r["stages"][0]["details"]["tables"]) == {"iot.sensor_readings"} for r in runs)
+    first, second = runs
+    assert [s["status"] for s in first["stages"]] == ["passed"] * 5
+    built = first["stages"][2]["details"]["models"]
+    assert 0 < built < full_build.details["models"]  # iot's downstream models only
+    assert second["nothing_new_since"] == first["run_id"]
+    assert raw_rows(project, "iot", "sensor_readings") == readings + 1
+    assert published_run(project) == first["run_id"]
+    assert f"run {first['run_id']} of ['iot']: passed" in result.stderr
