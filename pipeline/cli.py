@@ -15,6 +15,11 @@ from pipeline.cli_common import fail_cleanly, print_table, project_from
 from pipeline.cli_lake import maintain, quarantine
 from pipeline.errors import ConfigError, StageFailed
 
+wait_option = click.option(
+    "--wait", "wait_s", type=float, default=0, show_default=True, metavar="SECONDS",
+    help="If another run holds the lake, wait this long for it (then exit 75, naming it).",
+)  # fmt: skip
+
 scale_option = click.option(
     "--scale", type=float, default=1.0, show_default=True,
     help="Size of the example shop (1 = 20,000 orders).",
@@ -40,6 +45,7 @@ def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["project"] = project
+    ctx.obj["verbose"] = verbose
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     logging.basicConfig(
         level=logging.INFO if (verbose or interactive) else logging.WARNING,
@@ -169,18 +175,34 @@ def suggest(ctx: click.Context, target: str, force: bool) -> None:
 
 @main.command()
 @click.option("--select", "-s", default=None, help="dbt node selection.")
+@click.option("--exclude", default=None, help="dbt nodes to leave out.")
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
+@click.option("--vars", "dbt_vars", default=None, help="dbt variables, as YAML.")
+@click.option("--target", "-t", default=None, help="The profiles.yml target.")
+@wait_option
 @click.pass_context
 @fail_cleanly
-def build(ctx: click.Context, select: str | None) -> None:
-    """Run `dbt build` (models and tests) against the lake.
+def build(ctx: click.Context, select: str | None, exclude: str | None, full_refresh: bool,
+          dbt_vars: str | None, target: str | None, wait_s: float) -> None:  # fmt: skip
+    """Run `dbt build` (models and tests) against the lake; dbt's log streams with -v or
+    on a terminal. Holds the lake's run lock.
 
     \b
     Example:
       lakehouse build --select +fct_orders
+      lakehouse -v build --full-refresh --select fct_orders
     """
+    from lake import Holder
+    from pipeline.run import new_run_id
     from pipeline.transform import build as dbt_build
 
-    result = dbt_build(project_from(ctx), select=select)
+    extra = ["--full-refresh"] if full_refresh else []
+    extra += ["--vars", dbt_vars] if dbt_vars else []
+    extra += ["--target", target] if target else []
+    project = project_from(ctx)
+    quiet = not (ctx.obj.get("verbose") or sys.stdout.isatty())
+    with project.lake.run_lock(Holder(f"build-{new_run_id()}"), wait_s):
+        result = dbt_build(project, select=select, exclude=exclude, extra=extra, quiet=quiet)
     if not result.ok:
         raise StageFailed("build", "dbt: " + "; ".join(result.failures))
     click.echo(f"dbt build passed: {result.models} models, {result.tests_passed} tests")
@@ -234,12 +256,6 @@ def publish(ctx: click.Context, force: bool, rollback: bool) -> None:
     done = serve.publish(project, force=force)
     click.echo(f"published {len(done.marts)} marts (lake snapshot {done.build_snapshot}) "
                f"as {project.lake.settings.url} marts.*")  # fmt: skip
-
-
-wait_option = click.option(
-    "--wait", "wait_s", type=float, default=0, show_default=True, metavar="SECONDS",
-    help="If another run holds the lake, wait this long for it (then exit 75, naming it).",
-)  # fmt: skip
 
 
 @main.command()

@@ -48,6 +48,9 @@ class WarehouseSection(_Strict):
     dir: str = Field("data/warehouse", description="Folder for the build and serving DuckDB files.")
     dbt_project_dir: str = Field("dbt_project", description="The dbt project to build.")
     expectations_dir: str = Field("expectations", description="GX suites and their reports.")
+    dbt_timeout_s: float | None = Field(
+        None, gt=0, description="Stop a dbt build that runs longer than this (a failure)."
+    )
 
 
 class ScheduleSection(_Strict):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +53,11 @@ def _dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def run_dbt(project: Project, args: list[str], quiet: bool = True) -> DbtResult:
+def run_dbt(
+    project: Project, args: list[str], quiet: bool = True, timeout_s: float | None = None
+) -> DbtResult:
+    """Run dbt in its own process; with `quiet=False` its log is streamed as it runs (each
+    model as it finishes). `timeout_s`: stop it after that long (a failure, said so)."""
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
         _dbt_executable(),
@@ -61,15 +67,61 @@ def run_dbt(project: Project, args: list[str], quiet: bool = True) -> DbtResult:
         "--profiles-dir",
         str(project.dbt_project_dir),
     ]
-    proc = subprocess.run(cmd, env=dbt_env(project), capture_output=True, text=True, check=False)
-    result = DbtResult(cmd, proc.returncode, output=proc.stdout + proc.stderr)
-    if not quiet:
-        sys.stdout.write(proc.stdout)
+    lines: list[str] = []
+    proc = subprocess.Popen(cmd, env=dbt_env(project), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    killed = threading.Event()
+
+    def stop() -> None:
+        killed.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout_s, stop) if timeout_s else None
+    if timer:
+        timer.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if not quiet:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        returncode = proc.wait()
+    finally:
+        if timer:
+            timer.cancel()
+    result = DbtResult(cmd, returncode, output="".join(lines))
+    if killed.is_set():
+        result.failures.append(f"dbt {args[0]} did not finish in {timeout_s:g} s: stopped "
+                               "(warehouse.dbt_timeout_s)")  # fmt: skip
+        return result
     _read_run_results(project, result)
-    if proc.returncode != 0 and not result.failures:
+    if returncode != 0 and not result.failures:
         tail = [ln for ln in result.output.splitlines() if ln.strip()][-5:]
-        result.failures.append(" / ".join(tail) or f"dbt exited {proc.returncode}")
+        result.failures.append(" / ".join(tail) or f"dbt exited {returncode}")
     return result
+
+
+def ensure_deps(project: Project) -> None:
+    """`dbt deps` when the dbt project declares packages and they changed since the last
+    install (or were never installed)."""
+    from pipeline.errors import StageFailed
+
+    declared = [p for p in ("packages.yml", "dependencies.yml")
+                if (project.dbt_project_dir / p).exists()]  # fmt: skip
+    if not declared:
+        return
+    digest = hashlib.sha256(b"".join((project.dbt_project_dir / p).read_bytes()
+                                     for p in declared)).hexdigest()  # fmt: skip
+    stamp = project.warehouse_dir / "dbt" / "packages.sha256"
+    installed = project.dbt_project_dir / "dbt_packages"
+    if installed.is_dir() and stamp.exists() and stamp.read_text() == digest:
+        return
+    result = run_dbt(project, ["deps"])
+    if not result.ok:
+        raise StageFailed("build", "dbt deps: " + "; ".join(result.failures))
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
 
 
 def _describe_node(uid: str, manifest: dict) -> str:
@@ -85,7 +137,8 @@ def _describe_node(uid: str, manifest: dict) -> str:
         target = (node.get("attached_node") or "").split(".")[-1] or (
             f"source {'.'.join(sources[0])}" if sources else node.get("name", "")
         )
-        detail = column
+        others = {k: v for k, v in kwargs.items() if k not in ("model", "column_name", "columns")}
+        detail = ", ".join([column] * bool(column) + [f"{k}={v!r}" for k, v in others.items()])
         if meta.get("name") == "relationships":
             to = str(kwargs.get("to", "")).replace("ref('", "").replace("')", "")
             detail = f"{column} -> {to}.{kwargs.get('field')}"
@@ -113,6 +166,8 @@ def _read_run_results(project: Project, result: DbtResult) -> None:
             node_meta = (manifest.get("nodes", {}).get(uid) or {}).get("config", {}).get("meta")
             action = (node_meta or {}).get("action")
             message += f". {action}" if action else ""
+            if kind == "test" and status == "fail" and node.get("compiled_code"):
+                message += _failing_rows(project, node["compiled_code"])
             result.failures.append(f"{_describe_node(uid, manifest)}: {message}")
         elif status == "warn":
             result.warnings.append(f"{_describe_node(uid, manifest)}: {message}")
@@ -120,6 +175,26 @@ def _read_run_results(project: Project, result: DbtResult) -> None:
             result.models += 1
         elif kind in ("test", "unit_test") and status == "pass":
             result.tests_passed += 1
+
+
+def _failing_rows(project: Project, sql: str, limit: int = 3) -> str:
+    """`; first failing rows: {...}` from the test's own query, run again on the build as
+    dbt left it (empty if it cannot run: the message still names the test)."""
+    import duckdb
+
+    try:
+        con = project.lake.connect(project.build_db, read_only=True, lake_read_only=True)
+    except duckdb.Error:
+        return ""
+    try:
+        cur = con.execute(f"SELECT * FROM ({sql}) LIMIT {limit}")
+        names = [d[0] for d in cur.description or []]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    except duckdb.Error:
+        return ""
+    finally:
+        con.close()
+    return f"; first failing rows: {rows}" if rows else ""
 
 
 def docs_site(project: Project) -> Path:
@@ -142,18 +217,27 @@ def _lost_a_race(failure: str) -> bool:
 
 
 def build(
-    project: Project, select: str | None = None, quiet: bool = True, exclude: str | None = None
+    project: Project,
+    select: str | None = None,
+    quiet: bool = True,
+    exclude: str | None = None,
+    extra: list[str] | None = None,
 ) -> DbtResult:
-    """`dbt build`; models whose commit lost a race with another lake writer are run again
-    (`dbt retry`, which reruns the failed and skipped nodes only), up to three times."""
+    """`dbt build` (after `dbt deps` if the packages changed); `extra`: more dbt flags
+    (`--full-refresh`, `--vars ...`, `--target ...`). Models whose commit lost a race with
+    another lake writer are run again (`dbt retry`, which reruns the failed and skipped
+    nodes only), up to three times."""
+    ensure_deps(project)
     args = ["build"] + (["--select", *select.split()] if select else [])
     args += ["--exclude", *exclude.split()] if exclude else []
-    result = run_dbt(project, args, quiet=quiet)
+    args += extra or []
+    timeout_s = project.spec.warehouse.dbt_timeout_s
+    result = run_dbt(project, args, quiet=quiet, timeout_s=timeout_s)
     for attempt in range(3):
         if result.ok or not all(_lost_a_race(f) for f in result.failures):
             break
         time.sleep(0.5 * 2**attempt)
-        again = run_dbt(project, ["retry"], quiet=quiet)
+        again = run_dbt(project, ["retry"], quiet=quiet, timeout_s=timeout_s)
         again.models += result.models
         again.tests_passed += result.tests_passed
         again.warnings = result.warnings + again.warnings

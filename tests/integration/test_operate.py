@@ -205,3 +205,26 @@ def test_the_scheduler_runs_a_due_source_and_its_models_only(make_project: Proje
     assert raw_rows(project, "iot", "sensor_readings") == readings + 1
     assert published_run(project) == first["run_id"]
     assert f"run {first['run_id']} of ['iot']: passed" in result.stderr
+
+
+def test_build_takes_dbt_flags_streams_its_log_and_stops_at_its_timeout(
+    make_project: ProjectFactory,
+) -> None:
+    project = make_project()
+    run_pipeline(project, stages=("ingest",))
+    one = ("--select", "stg_iot__sensor_readings")
+    built = cli(project, "-v", "build", *one, "--full-refresh", "--vars", "{day: 1}")
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "dbt build passed: 1 models" in built.stdout
+    assert "START sql view model staging.stg_iot__sensor_readings" in built.stdout  # dbt's log
+    quiet = cli(project, "build", *one)
+    assert quiet.returncode == 0 and "START" not in quiet.stdout
+
+    spec = yaml.safe_load(project.path.read_text())
+    spec["warehouse"]["dbt_timeout_s"] = 0.5  # dbt cannot even start in that
+    project.path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    stopped = cli(project, "build", *one)
+    assert stopped.returncode == 1
+    assert "dbt build did not finish in 0.5 s: stopped (warehouse.dbt_timeout_s)" in (
+        stopped.stderr
+    )
