@@ -400,17 +400,25 @@ def sources(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON (for monitoring).")
 @click.pass_context
 @fail_cleanly
-def status(ctx: click.Context) -> None:
-    """Show every raw table's state and the latest runs.
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show every raw table's state, the latest runs (start, duration, stale tables,
+    alerts) and the published mart sets.
 
     \b
     Example:
       lakehouse status
+      lakehouse status --json | jq '.runs[-1].monitor.freshness'
     """
-    from pipeline.summary import print_status
+    from pipeline.summary import print_status, status_json
 
+    if as_json:
+        import json
+
+        click.echo(json.dumps(status_json(project_from(ctx)), indent=1, default=str))
+        return
     print_status(project_from(ctx))
 
 

@@ -62,12 +62,27 @@ class ScheduleSection(_Strict):
     timezone: str = Field("UTC", description="Time zone the cron expressions are read in.")
 
 
+class AlertsSection(_Strict):
+    webhook_url: str | None = Field(
+        None,
+        description="Where alerts are POSTed as JSON (a Slack incoming webhook, or any "
+        "receiver): a stale table, a volume anomaly, a failed or partial run. A secret: "
+        "use ${VAR}.",
+    )
+    volume_factor: float = Field(
+        5, gt=1, description="A run landing this many times more or fewer rows in a table "
+        "than the median of its recent runs is an anomaly.",
+    )  # fmt: skip
+    volume_history: int = Field(10, ge=3, description="Recent runs the median is taken over.")
+
+
 class ProjectFile(_Strict):
     name: str = Field("lakehouse", description="Project name, shown in run records.")
     lake: LakeSection = Field(default_factory=LakeSection)
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
     sources: list[SourceConfig] = Field(default_factory=list)
 
 

@@ -69,6 +69,8 @@ class RunRecord:
     `partial`, exit code 2), and their models were not rebuilt."""
     skipped: list[str] = field(default_factory=list)
     """What a partial run left out, and why."""
+    monitor: dict[str, Any] = field(default_factory=dict)
+    """Freshness and volume per raw table, and the alerts this run sent (`monitor`)."""
 
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -310,8 +312,25 @@ def _run(
         raise
     finally:
         record.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        _monitor(project, record)
         save_run(project, record)
     return record
+
+
+def _monitor(project: Project, record: RunRecord) -> None:
+    """Freshness, volume and alerts; never the reason a run fails."""
+    from pipeline import monitor
+
+    try:
+        as_dict = asdict(record)
+        measured, firing, healthy = monitor.evaluate(
+            project, as_dict, last_runs(project, limit=50), datetime.now(UTC)
+        )
+        sent = monitor.notify(project, record.run_id, firing, healthy)
+        record.monitor = {**measured, "firing": [a.key for a in firing],
+                          "alerted": [asdict(a) for a in sent]}  # fmt: skip
+    except Exception:
+        log.exception("monitoring after run %s failed", record.run_id)
 
 
 def save_run(project: Project, record: RunRecord) -> None:

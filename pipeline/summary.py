@@ -86,6 +86,33 @@ def print_sources(project: Project) -> None:
             )
 
 
+def _duration(run: dict) -> str:
+    from datetime import datetime
+
+    if not run.get("finished_at"):
+        return "-"
+    took = datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
+    return f"{took.total_seconds():.0f}s"
+
+
+def status_json(project: Project) -> dict:
+    """`lakehouse status --json`: the tables, the latest runs (as recorded) and the
+    published sets."""
+    from dataclasses import asdict
+
+    from pipeline.serve import history
+
+    tables = [
+        {"table": f"{s.source}.{s.table}", "batches": len(s.batches), "rows": s.rows,
+         "quarantined": s.quarantined, "watermark": s.watermark,
+         "last_batch_at": s.last_batch.committed_at if s.last_batch else None}
+        for s in project.lake.states()
+    ]  # fmt: skip
+    published = [{**asdict(p), "published_at": str(p.published_at)} for p in history(project)]
+    return {"lake": project.lake.settings.url, "tables": tables, "runs": last_runs(project),
+            "published": published}  # fmt: skip
+
+
 def print_status(project: Project) -> None:
     click.echo(f"lake: {project.lake.settings.url}")
     states = project.lake.states()
@@ -110,7 +137,16 @@ def print_status(project: Project) -> None:
         click.echo("latest runs:")
     for r in runs:
         err = f"  {r['error'][:160]}" if r.get("error") else ""
-        click.echo(f"  {r['run_id']}  {r['status']:<7}{err}")
+        noop = "  nothing new" if r.get("nothing_new_since") else ""
+        click.echo(f"  {r['run_id']}  {r['status']:<11} started {r['started_at']}  "
+                   f"{_duration(r):>6}{noop}{err}")  # fmt: skip
+    monitored = (runs[-1].get("monitor") or {}) if runs else {}
+    for name, f in sorted((monitored.get("freshness") or {}).items()):
+        if f["status"] != "pass":
+            click.echo(f"  STALE ({f['status']}) {name}: newest data {f['newest'] or 'none'}")
+    for key in monitored.get("firing") or []:
+        if not key.startswith("stale:"):
+            click.echo(f"  ALERT {key}")
     from pipeline.serve import history, published_stack
 
     published = history(project)

@@ -10,13 +10,15 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lake import Holder, Lake, LakeSettings, RunLocked, layout
-from pipeline.config import Project
+from pipeline.config import Project, load_project
 from pipeline.run import run_pipeline
 from pipeline.shop_data import next_day
 from tests.conftest import ProjectFactory
@@ -228,3 +230,100 @@ def test_build_takes_dbt_flags_streams_its_log_and_stops_at_its_timeout(
     assert "dbt build did not finish in 0.5 s: stopped (warehouse.dbt_timeout_s)" in (
         stopped.stderr
     )
+
+
+class _Receiver:
+    """A webhook receiver on 127.0.0.1 that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def keys(self, field: str = "alerts") -> list[str]:
+        return [a["key"] if isinstance(a, dict) else a for b in self.bodies for a in b[field]]
+
+
+def test_alerts_fire_once_and_say_when_resolved(make_project: ProjectFactory) -> None:
+    from pipeline import monitor
+
+    receiver = _Receiver()
+    project = make_project()
+    spec = yaml.safe_load(project.path.read_text())
+    spec["alerts"] = {"webhook_url": receiver.url}
+    project.path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    project = load_project(project.path)
+    first = run_pipeline(project)
+    assert first.monitor["freshness"]["iot.sensor_readings"]["status"] == "pass"
+    assert receiver.bodies == []  # all fresh, the run passed: nothing to say
+
+    # two days later, nothing has landed: every table past its declared freshness
+    later = datetime.now(UTC) + timedelta(days=2)
+    record = asdict(first)
+    _, firing, healthy = monitor.evaluate(project, record, [], later)
+    assert "stale:iot.sensor_readings" in {a.key for a in firing}
+    sent = monitor.notify(project, "r2", firing, healthy)
+    assert {a.key for a in sent} == {a.key for a in firing}
+    [body] = receiver.bodies
+    assert body["text"].startswith(f"lakehouse {project.spec.name}, run r2:")
+    assert "iot.sensor_readings is stale: newest data 2 days" in body["text"]
+    assert "(limit 1 day, 0:00:00)" in body["text"]  # iot's error_after: 24 hours
+    # the next run, still stale: nothing sent again
+    _, firing, healthy = monitor.evaluate(project, record, [], later)
+    assert monitor.notify(project, "r3", firing, healthy) == []
+    assert len(receiver.bodies) == 1
+    # fresh again: one message saying so
+    _, firing, healthy = monitor.evaluate(project, record, [], datetime.now(UTC))
+    monitor.notify(project, "r4", firing, healthy)
+    assert "stale:iot.sensor_readings" in receiver.keys("resolved")
+
+    # a partial run alerts (once), and a passing run resolves it
+    spec["sources"][[s["name"] for s in spec["sources"]].index("vendor")]["http"].update(
+        base_url=f"http://127.0.0.1:{_closed_port()}", max_retries=0)  # fmt: skip
+    project.path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    down = load_project(project.path)
+    assert run_pipeline(down).status == "partial"
+    assert run_pipeline(down).status == "partial"
+    assert receiver.keys().count("run:partial") == 1
+    assert run_pipeline(project).status == "passed"
+    assert "run:partial" in receiver.keys("resolved")
+
+    # what monitoring reads: the runs with their measurements, as JSON
+    status = cli(project, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    last = json.loads(status.stdout)["runs"][-1]
+    assert last["status"] == "passed" and last["monitor"]["firing"] == []
+    assert last["monitor"]["freshness"]["shop.orders"]["status"] == "pass"
+    text = cli(project, "status").stdout
+    assert f"{last['run_id']}  passed      started {last['started_at']}" in text
+
+
+def test_a_volume_far_from_recent_runs_is_an_anomaly() -> None:
+    from pipeline.monitor import volumes
+
+    def run(run_id: str, rows: int) -> dict:
+        details = {"tables": {"shop.orders": {"rows": rows}}}
+        return {"run_id": run_id, "stages": [{"name": "ingest", "details": details}]}
+
+    history = [run("a", 1000), run("b", 0), run("c", 1100), run("d", 900)]
+    assert volumes(run("e", 1050), history, 5, 10)["shop.orders"] == {
+        "rows": 1050, "median": 1000, "anomaly": False}  # fmt: skip
+    assert volumes(run("e", 150), history, 5, 10)["shop.orders"]["anomaly"]
+    assert volumes(run("e", 6000), history, 5, 10)["shop.orders"]["anomaly"]
+    assert volumes(run("e", 0), history, 5, 10) == {}  # nothing landed: freshness's job
+    assert volumes(run("e", 10), history[:2], 5, 10)["shop.orders"]["median"] is None  # too few
