@@ -158,6 +158,11 @@ class DatabaseOptions(_Strict):
         default_factory=list,
         description="Glob patterns of tables to land as full dumps, besides `tables`.",
     )
+    connect_retries: int = Field(
+        4, ge=0, description="Retries when the server is unreachable (refused, timed out, "
+        "starting up), with exponential backoff; a wrong password or database fails at once.",
+    )  # fmt: skip
+    connect_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

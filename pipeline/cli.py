@@ -329,8 +329,8 @@ def demo(ctx: click.Context, scale: float) -> None:
         load_into_postgres(sources / "shop.sqlite", os.environ["SHOP_DB_URL"])
         click.echo("loaded the shop database into PostgreSQL")
     with ShopApi(sources / "vendor" / "reviews.json") as api:
-        os.environ.update(api.env())  # the vendor source's base_url and token
-        project = project_from(ctx)
+        # the vendor source's base_url and token, for this project only
+        project = cfg.load_project(ctx.obj.get("project"), env={**os.environ, **api.env()})
         record = run_pipeline(project)
     print_summary(project, record)
     _exit_for(record)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ingest.config import SourceConfig, TableConfig
 from ingest.errors import IngestError
@@ -53,15 +54,35 @@ def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path)
     }
     if alias not in attached:
         kind = "postgres" if source.kind == "postgres" else "sqlite"
+        sql = (f"ATTACH IF NOT EXISTS {quote_str(database_url(source, base_dir))} AS {alias} "
+               f"(TYPE {kind}, READ_ONLY)")  # fmt: skip
+        options = source.database
+        tries = Retrying(
+            retry=retry_if_exception(_unreachable),
+            wait=wait_exponential(multiplier=options.connect_backoff_s, max=30),
+            stop=stop_after_attempt(options.connect_retries + 1),
+            reraise=True,
+        )
         try:
-            con.execute(
-                f"ATTACH IF NOT EXISTS {quote_str(database_url(source, base_dir))} AS {alias} "
-                f"(TYPE {kind}, READ_ONLY)"
-            )
+            tries(con.execute, sql)
         except duckdb.Error as exc:
             message = redact(_first_line(exc), source.database.url)
-            raise IngestError(source.name, "(connection)", f"cannot connect: {message}") from None
+            attempts = tries.statistics.get("attempt_number", 1)
+            after = f" (unreachable: {attempts} tries)" if _unreachable(exc) else ""
+            raise IngestError(source.name, "(connection)",
+                              f"cannot connect{after}: {message}") from None  # fmt: skip
     return alias
+
+
+_TRANSIENT = ("connection refused", "timeout expired", "timed out", "could not connect",
+              "starting up", "too many clients", "no route to host", "temporarily")  # fmt: skip
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A server that is down or busy (worth another try), not a wrong password, database
+    or file (which another try cannot fix)."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and any(t in text for t in _TRANSIENT)
 
 
 def _schema(source: SourceConfig) -> str:

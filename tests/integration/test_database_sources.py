@@ -171,7 +171,8 @@ def test_unreachable_database_fails_that_source_only(tmp_path: Path) -> None:
         "lake": {"url": str(tmp_path / "lake")},
         "sources": [
             {"name": "down", "kind": "postgres",
-             "database": {"url": "postgresql://nobody:hunter2@127.0.0.1:1/none"},
+             "database": {"url": "postgresql://nobody:hunter2@127.0.0.1:1/none",
+                          "connect_retries": 2, "connect_backoff_s": 0.01},
              "tables": [{"name": "t"}]},
             {"name": "files", "kind": "csv", "tables": [{"name": "ok", "path": str(csv)}]},
         ],
@@ -182,8 +183,21 @@ def test_unreachable_database_fails_that_source_only(tmp_path: Path) -> None:
     assert not report.ok
     [failure] = report.failures()
     assert failure.startswith("source 'down'") and "cannot connect" in failure
+    assert "(unreachable: 3 tries)" in failure  # retried: a server may come back
     assert "hunter2" not in failure  # secrets are never printed
     assert raw_rows(project, "files", "ok") == 1  # the other source still landed
+
+
+def test_a_wrong_database_fails_at_once_without_retries(postgres: str, tmp_path: Path) -> None:
+    wrong = postgres.rsplit("/", 1)[0] + "/no_such_database"
+    project = _project(tmp_path, {
+        "name": "typo", "kind": "postgres", "tables": [{"name": "t"}],
+        "database": {"url": wrong, "connect_retries": 3, "connect_backoff_s": 5},
+    })  # fmt: skip
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir)
+    [failure] = report.failures()
+    assert "cannot connect: " in failure and "no_such_database" in failure
+    assert "tries" not in failure  # another try cannot fix it: no retries, no 15 s of waits
 
 
 def test_a_declared_name_that_an_include_glob_also_matches_is_an_error(tmp_path: Path) -> None:
