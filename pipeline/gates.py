@@ -125,13 +125,19 @@ def gate_lake_batches(
         Path(str(gate_db) + ".wal").unlink(missing_ok=True)
 
 
-def check_raw(project: Project, everything: bool = False, run_id: str | None = None) -> GateResult:
+def check_raw(
+    project: Project,
+    everything: bool = False,
+    run_id: str | None = None,
+    tables: set[str] | None = None,
+) -> GateResult:
     """Validate each raw batch that has not passed the gate yet, on its own (the cost grows
     with the new data, not the lake). A batch that fails a critical expectation leaves the
     raw table in one transaction (`lake.quarantine_batch`), so staging never reads it and
-    its table's watermark goes back to where it started; the others pass."""
+    its table's watermark goes back to where it started; the others pass. `tables`: only
+    these (`source.table`)."""
     suites = load_suites(project.expectations_dir, "raw", validate=False)  # (targets only)
-    wanted = {s.target for s in suites}
+    wanted = {s.target for s in suites if tables is None or s.target in tables}
     con = project.lake.connect()
     try:
         states = all_states(con)
