@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,7 +265,10 @@ def run_ingest(
     settings: IngestSettings | None = None,
     only: list[str] | None = None,
     run_id: str | None = None,
+    on_table: Callable[[TableReport, int], None] | None = None,
 ) -> IngestReport:
+    """Land every chosen table's new input, `settings.workers` tables at a time.
+    `on_table(report, total)` is called as each table finishes (progress)."""
     settings = settings or IngestSettings()
     # one DuckDB database for the run, the lake attached once, the memory budget shared by
     # every worker (each worker its own connection to it)
@@ -280,6 +284,9 @@ def run_ingest(
             futures = [
                 pool.submit(ingest_table, lake, s, t, base_dir, shared, run_id) for s, t in chosen
             ]
+            if on_table is not None:
+                for done in as_completed(futures):
+                    on_table(done.result(), len(futures))
             reports = [f.result() for f in futures]
     finally:
         shared.close()

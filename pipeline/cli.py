@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from pipeline import config as cfg
-from pipeline.cli_common import fail_cleanly, print_table, project_from
+from pipeline.cli_common import fail_cleanly, print_table, project_from, run_progress
 from pipeline.cli_lake import maintain, quarantine
 from pipeline.errors import ConfigError, StageFailed
 
@@ -96,7 +96,9 @@ def ingest(ctx: click.Context, only: tuple[str, ...]) -> None:
     """
     from pipeline.run import run_pipeline
 
-    record = run_pipeline(project_from(ctx), stages=("ingest",), only=list(only) or None)
+    with run_progress(ctx) as progress:
+        record = run_pipeline(project_from(ctx), stages=("ingest",), only=list(only) or None,
+                              progress=progress)  # fmt: skip
     _print_ingest(record)
     _exit_for(record)
 
@@ -282,7 +284,9 @@ def run(ctx: click.Context, only: tuple[str, ...], selected: tuple[str, ...],
     from pipeline.summary import print_summary
 
     project = project_from(ctx)
-    record = run_pipeline(project, only=[*only, *selected] or None, wait_s=wait_s)
+    with run_progress(ctx) as progress:
+        record = run_pipeline(project, only=[*only, *selected] or None, wait_s=wait_s,
+                              progress=progress)  # fmt: skip
     print_summary(project, record)
     _exit_for(record)
 
@@ -331,7 +335,8 @@ def demo(ctx: click.Context, scale: float) -> None:
     with ShopApi(sources / "vendor" / "reviews.json") as api:
         # the vendor source's base_url and token, for this project only
         project = cfg.load_project(ctx.obj.get("project"), env={**os.environ, **api.env()})
-        record = run_pipeline(project)
+        with run_progress(ctx) as progress:
+            record = run_pipeline(project, progress=progress)
     print_summary(project, record)
     _exit_for(record)
 

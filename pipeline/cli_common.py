@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from typing import Any
 
@@ -31,6 +32,34 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(getattr(exc, "exit_code", 1))
 
     return wrapper
+
+
+@contextlib.contextmanager
+def run_progress(ctx: click.Context) -> Iterator[Any]:
+    """On a terminal (or with -v): a progress bar of the tables ingested (rich) and dbt's
+    log as it runs; elsewhere None (a log file gets the summary only)."""
+    if not (sys.stderr.isatty() or ctx.find_root().obj.get("verbose")):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from pipeline.run import Progress as RunProgress
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   console=Console(stderr=True), transient=True)  # fmt: skip
+    task: list[Any] = []
+    landed = [0]
+
+    def on_table(report: Any, total: int) -> None:
+        if not task:
+            task.append(bar.add_task("ingest", total=total))
+        landed[0] += report.rows
+        bar.update(task[0], advance=1, description=f"ingest: {landed[0]:,} rows landed, "
+                   f"{report.source}.{report.table} done")  # fmt: skip
+
+    with bar:
+        yield RunProgress(on_table=on_table, dbt_log=True)
 
 
 def project_from(ctx: click.Context) -> cfg.Project:

@@ -155,6 +155,7 @@ def run_pipeline(
     run_id: str | None = None,
     on_stage: Callable[[StageRecord], None] | None = None,
     wait_s: float = 0,
+    progress: Progress | None = None,
 ) -> RunRecord:
     """Run `stages` in order, holding the lake's run lock (waiting up to `wait_s` for a
     run that holds it; `lake.RunLocked` names that run). Ingest alone takes no run lock:
@@ -166,9 +167,19 @@ def run_pipeline(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     if set(stages) <= {"ingest"}:
-        return _run(project, record, stages, only, on_stage)
+        return _run(project, record, stages, only, on_stage, progress)
     with project.lake.run_lock(Holder(record.run_id), wait_s):
-        return _run(project, record, stages, only, on_stage)
+        return _run(project, record, stages, only, on_stage, progress)
+
+
+@dataclass
+class Progress:
+    """What a terminal shows while a run goes (`pipeline.cli` draws it with rich)."""
+
+    on_table: Callable[[Any, int], None] | None = None
+    """Called as each raw table's ingest finishes: (its report, tables in all)."""
+    dbt_log: bool = False
+    """Stream dbt's log (each model as it finishes)."""
 
 
 def _run(
@@ -177,6 +188,7 @@ def _run(
     stages: tuple[str, ...],
     only: list[str] | None,
     on_stage: Callable[[StageRecord], None] | None,
+    progress: Progress | None,
 ) -> RunRecord:
     ingest_report: IngestReport | None = None
     built: int | None = None  # the lake snapshot the build left: gated, then published
@@ -208,6 +220,7 @@ def _run(
             project.spec.ingest,
             only=only,
             run_id=record.run_id,
+            on_table=progress.on_table if progress else None,
         )
         rec.details = _ingest_details(ingest_report)
         record.quarantined += [
@@ -245,7 +258,8 @@ def _run(
         # `only` some sources: the models downstream of them; a failed source's are left out
         select = " ".join(f"source:{name}+" for name in only or [])
         exclude = " ".join(f"source:{s}+" for s in record.failed_sources)
-        result = build(project, select=select or None, exclude=exclude or None)
+        quiet = not (progress and progress.dbt_log)
+        result = build(project, select=select or None, exclude=exclude or None, quiet=quiet)
         rec.details = {
             "models": result.models,
             "tests_passed": result.tests_passed,
