@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lake import TableState
 from pipeline.config import Project
 
 log = logging.getLogger("lakehouse.alerts")
@@ -54,11 +55,13 @@ def _age_limit(rule: dict[str, Any] | None) -> float | None:
     return float(rule["count"]) * _PERIODS[rule["period"]]
 
 
-def freshness(project: Project, now: datetime) -> dict[str, dict[str, Any]]:
+def freshness(
+    project: Project, now: datetime, all_states: list[TableState]
+) -> dict[str, dict[str, Any]]:
     """Per raw table with a declared freshness: its newest data, age and status."""
     from lake.duck import quote_ident
 
-    states = {f"{s.source}.{s.table}": s for s in project.lake.states()}
+    states = {f"{s.source}.{s.table}": s for s in all_states}
     out: dict[str, dict[str, Any]] = {}
     con = None
     try:
@@ -131,7 +134,8 @@ def evaluate(project: Project, record: dict[str, Any], history: list[dict[str, A
              now: datetime) -> tuple[dict[str, Any], list[Alert], set[str]]:  # fmt: skip
     """(what was measured, the alerts firing, the alert keys found healthy)."""
     settings = project.spec.alerts
-    fresh = freshness(project, now)
+    states = project.lake.states()
+    fresh = freshness(project, now, states)
     volume = volumes(record, history, settings.volume_factor, settings.volume_history)
     firing: list[Alert] = []
     healthy: set[str] = set()
@@ -161,7 +165,9 @@ def evaluate(project: Project, record: dict[str, Any], history: list[dict[str, A
             firing.append(Alert(key, "error", f"run {record.get('run_id')} {bad}: {detail}"))
         elif status in ("passed", "quarantined"):
             healthy.add(key)
-    return {"freshness": fresh, "volume": volume}, firing, healthy
+    tables = {f"{s.source}.{s.table}": {"rows": s.rows, "quarantined": s.quarantined}
+              for s in states}  # fmt: skip
+    return {"tables": tables, "freshness": fresh, "volume": volume}, firing, healthy
 
 
 def notify(project: Project, run_id: str, firing: list[Alert], healthy: set[str]) -> list[Alert]:

@@ -23,11 +23,14 @@ def print_summary(project: Project, record: RunRecord) -> None:
     click.echo("\nrows landed per raw table (this run / total):")
     ingest = record.stage("ingest")
     new = ingest.details.get("tables", {}) if ingest else {}
-    for state in project.lake.states():
-        name = f"{state.source}.{state.table}"
+    totals = record.monitor.get("tables") or {  # (measured after the run; else read now)
+        f"{s.source}.{s.table}": {"rows": s.rows, "quarantined": s.quarantined}
+        for s in project.lake.states()
+    }
+    for name, total in sorted(totals.items()):
         this_run = new.get(name, {}).get("rows", 0)
-        q = f"  ({state.quarantined:,} quarantined)" if state.quarantined else ""
-        click.echo(f"  {name:<28} {this_run:>12,} / {state.rows:>12,}{q}")
+        q = f"  ({total['quarantined']:,} quarantined)" if total["quarantined"] else ""
+        click.echo(f"  {name:<28} {this_run:>12,} / {total['rows']:>12,}{q}")
     build = record.stage("build")
     if build:
         click.echo(
