@@ -37,3 +37,19 @@ def test_user_errors_are_one_line_and_exit_non_zero(tmp_path) -> None:
     assert result.output.strip().startswith("error: ")
     assert len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_the_cli_starts_without_the_heavy_libraries() -> None:
+    """`lakehouse --help` and a query pay for none of GX (7.5 s), dbt, pandas, pyarrow or
+    Dagster: each is imported where it is used (`make bench ONLY=cli_start` times it)."""
+    import subprocess
+    import sys
+
+    heavy = ["great_expectations", "dbt", "pandas", "pyarrow", "dagster", "rich", "croniter"]
+    code = ("import sys, pipeline.cli, pipeline.serve, pipeline.config; "
+            f"print([m for m in {heavy!r} if m in sys.modules])")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    assert "schedule" in main.commands and "--wait" in str(
+        [p.opts for p in main.commands["run"].params]
+    )
