@@ -14,10 +14,10 @@ import duckdb
 
 from ingest.config import DATABASE_KINDS, IngestSettings, SourceConfig, TableConfig
 from ingest.errors import IngestError
-from ingest.land import LINEAGE_COLUMNS, write_batch
 from ingest.sources import KINDS, Extract
 from ingest.sources.database import expand_tables
 from lake import (
+    LINEAGE_COLUMNS,
     BatchRecord,
     Lake,
     NewBatch,
@@ -169,6 +169,8 @@ def _land(
     written = None
     try:
         try:
+            from ingest.land import write_batch  # (pyarrow: only when something lands)
+
             written = write_batch(con, extract.open(con), uri, load_id, extract.description)
             columns = _columns(con, uri)
             watermark = extract.watermark

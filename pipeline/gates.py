@@ -138,7 +138,7 @@ def check_raw(
     these (`source.table`)."""
     suites = load_suites(project.expectations_dir, "raw", validate=False)  # (targets only)
     wanted = {s.target for s in suites if tables is None or s.target in tables}
-    con = project.lake.connect()
+    con = project.lake.session()
     try:
         states = all_states(con)
         by_table: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)

@@ -253,7 +253,7 @@ def _run(
 
     def do_build(rec: StageRecord) -> None:
         nonlocal built
-        with contextlib.closing(project.lake.connect()) as con:
+        with contextlib.closing(project.lake.session()) as con:
             record.inputs = inputs_mark(project, con)
         # `only` some sources: the models downstream of them; a failed source's are left out
         select = " ".join(f"source:{name}+" for name in only or [])
@@ -293,7 +293,7 @@ def _run(
         """The run whose published build already has every input of this one."""
         if not {"build", "publish"} <= set(stages):
             return None
-        with contextlib.closing(project.lake.connect()) as con:
+        with contextlib.closing(project.lake.session()) as con:
             last = published_record(project, con)
             if last is None or not last.get("inputs") or last.get("failed_sources"):
                 return None  # (a partial build left some models behind: build them now)
