@@ -279,3 +279,7 @@ class IngestSettings(_Strict):
     memory_limit_mb: int = Field(
         1024, ge=64, description="Memory budget for all workers together, in MB."
     )
+    table_timeout_s: float | None = Field(
+        None, gt=0, description="Stop a table's ingest that runs longer than this (its "
+        "batch in flight is not committed; the other tables go on).",
+    )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -218,12 +219,24 @@ def ingest_table(
     base_dir: Path,
     shared: duckdb.DuckDBPyConnection,
     run_id: str | None = None,
+    timeout_s: float | None = None,
 ) -> TableReport:
     """Land a table's new inputs; `shared` is the run's DuckDB database (this worker
-    opens its own connection, with its own transactions and temporary tables, to it)."""
+    opens its own connection, with its own transactions and temporary tables, to it).
+    `timeout_s`: interrupt its DuckDB work after that long (what was committed stays)."""
     report = TableReport(src.name, tbl.name)
     started = time.monotonic()
     con = shared.cursor()
+    expired = threading.Event()
+
+    def stop() -> None:
+        expired.set()
+        con.interrupt()
+
+    timer = threading.Timer(timeout_s, stop) if timeout_s else None
+    if timer:
+        timer.daemon = True
+        timer.start()
     try:
         with lake.table_lock(src.name, tbl.name):  # one writer per table
             state = load_state(con, src.name, tbl.name)
@@ -248,13 +261,19 @@ def ingest_table(
                     f" ({record.quarantined:,} quarantined)" if record.quarantined else "",
                     time.monotonic() - t0,
                 )  # fmt: skip
-    except IngestError as exc:
+    except Exception:  # a source failing entirely must not stop the others
+        if expired.is_set():  # (the interrupt surfaces as whatever query it stopped)
+            exc = IngestError(src.name, tbl.name, f"did not finish in {timeout_s:g} s "
+                              "(ingest.table_timeout_s): stopped; its batch in flight was "
+                              "not committed")  # fmt: skip
+        known = isinstance(exc, IngestError)
+        if not known:
+            exc = IngestError(src.name, tbl.name, _first_line(exc))
         report.error = _with_runbook(src, exc)
-        log.error("%s", report.error)
-    except Exception as exc:  # a source failing entirely must not stop the others
-        report.error = _with_runbook(src, IngestError(src.name, tbl.name, _first_line(exc)))
-        log.exception("%s", report.error)
+        (log.error if known else log.exception)("%s", report.error)
     finally:
+        if timer:
+            timer.cancel()
         con.close()
         report.seconds = time.monotonic() - started
     return report
@@ -284,7 +303,10 @@ def run_ingest(
         ensure_schemas(shared, sorted({s.name for s, _ in chosen}))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
             futures = [
-                pool.submit(ingest_table, lake, s, t, base_dir, shared, run_id) for s, t in chosen
+                pool.submit(
+                    ingest_table, lake, s, t, base_dir, shared, run_id, settings.table_timeout_s
+                )
+                for s, t in chosen
             ]
             if on_table is not None:
                 for done in as_completed(futures):

@@ -33,7 +33,7 @@ from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
 from pipeline.serve import build_snapshot, publish
-from pipeline.transform import build
+from pipeline.transform import build, source_freshness
 
 log = logging.getLogger("lakehouse.run")
 STAGES = ("ingest", "check_raw", "build", "check_marts", "publish")
@@ -269,6 +269,7 @@ def _run(
         if not result.ok:
             raise StageFailed("build", "dbt: " + "; ".join(result.failures))
         built = rec.details["snapshot"] = build_snapshot(project)
+        rec.details["source_freshness"] = source_freshness(project)
 
     def do_check_marts(rec: StageRecord) -> None:
         nonlocal built

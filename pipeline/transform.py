@@ -197,6 +197,23 @@ def _failing_rows(project: Project, sql: str, limit: int = 3) -> str:
     return f"; first failing rows: {rows}" if rows else ""
 
 
+def source_freshness(project: Project) -> dict[str, dict[str, object]]:
+    """`dbt source freshness`: per source table with a declared freshness, dbt's verdict
+    (pass, warn, error) and the newest data's age. Stale sources are data, not a failed
+    build: the run's monitor alerts on them (`pipeline.monitor`)."""
+    run_dbt(project, ["source", "freshness"], timeout_s=project.spec.warehouse.dbt_timeout_s)
+    path = project.warehouse_dir / "dbt" / "target" / "sources.json"
+    if not path.exists():
+        return {}
+    found: dict[str, dict[str, object]] = {}
+    for r in json.loads(path.read_text()).get("results", []):
+        name = ".".join(str(r.get("unique_id", "")).split(".")[-2:])
+        age = r.get("max_loaded_at_time_ago_in_s")
+        found[name] = {"status": r.get("status"), "max_loaded_at": r.get("max_loaded_at"),
+                       "age_s": round(age) if isinstance(age, int | float) else None}  # fmt: skip
+    return found
+
+
 def docs_site(project: Project) -> Path:
     """`dbt docs generate`: the static site (index.html, manifest, catalog)."""
     from pipeline.errors import StageFailed

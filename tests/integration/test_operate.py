@@ -115,6 +115,9 @@ def test_a_run_with_nothing_new_skips_build_gate_and_publish(
 ) -> None:
     project = make_project()
     first = run_pipeline(project)
+    build = first.stage("build")
+    assert build is not None  # `dbt source freshness` ran with the build: dbt's verdicts
+    assert build.details["source_freshness"]["iot.sensor_readings"]["status"] == "pass"
     again = run_pipeline(project)
     assert again.nothing_new_since == first.run_id
     assert [(s.name, s.status) for s in again.stages] == [
@@ -327,3 +330,31 @@ def test_a_volume_far_from_recent_runs_is_an_anomaly() -> None:
     assert volumes(run("e", 6000), history, 5, 10)["shop.orders"]["anomaly"]
     assert volumes(run("e", 0), history, 5, 10) == {}  # nothing landed: freshness's job
     assert volumes(run("e", 10), history[:2], 5, 10)["shop.orders"]["median"] is None  # too few
+
+
+def test_a_table_that_runs_too_long_is_stopped_and_the_others_land(tmp_path: Path) -> None:
+    import duckdb
+
+    from ingest import run_ingest
+
+    big, small = tmp_path / "big.csv", tmp_path / "small.csv"
+    duckdb.sql(f"COPY (SELECT range AS id, 'row ' || range AS body FROM range(3000000)) "
+               f"TO '{big}' (HEADER)")  # fmt: skip
+    small.write_text("a\n1\n2\n")
+    spec = {
+        "lake": {"url": str(tmp_path / "lake")},
+        "ingest": {"table_timeout_s": 0.3},  # 3M rows take seconds
+        "sources": [
+            {"name": "slow", "kind": "csv", "tables": [{"name": "big", "path": str(big)}]},
+            {"name": "quick", "kind": "csv", "tables": [{"name": "ok", "path": str(small)}]},
+        ],
+    }
+    (tmp_path / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(tmp_path / "lakehouse.yml", env={})
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir,
+                        project.spec.ingest)  # fmt: skip
+    [failure] = report.failures()
+    assert failure.startswith("source 'slow', table 'big'")
+    assert "did not finish in 0.3 s (ingest.table_timeout_s): stopped" in failure
+    assert raw_rows(project, "slow", "big") == 0  # nothing of it committed
+    assert raw_rows(project, "quick", "ok") == 2
