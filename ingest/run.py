@@ -261,16 +261,16 @@ def ingest_table(
                     f" ({record.quarantined:,} quarantined)" if record.quarantined else "",
                     time.monotonic() - t0,
                 )  # fmt: skip
-    except Exception:  # a source failing entirely must not stop the others
+    except Exception as exc:  # a source failing entirely must not stop the others
+        error = exc if isinstance(exc, IngestError) else None
         if expired.is_set():  # (the interrupt surfaces as whatever query it stopped)
-            exc = IngestError(src.name, tbl.name, f"did not finish in {timeout_s:g} s "
-                              "(ingest.table_timeout_s): stopped; its batch in flight was "
-                              "not committed")  # fmt: skip
-        known = isinstance(exc, IngestError)
-        if not known:
-            exc = IngestError(src.name, tbl.name, _first_line(exc))
-        report.error = _with_runbook(src, exc)
-        (log.error if known else log.exception)("%s", report.error)
+            error = IngestError(src.name, tbl.name, f"did not finish in {timeout_s:g} s "
+                                "(ingest.table_timeout_s): stopped; its batch in flight was "
+                                "not committed")  # fmt: skip
+        report.error = _with_runbook(
+            src, error or IngestError(src.name, tbl.name, _first_line(exc))
+        )
+        (log.error if error else log.exception)("%s", report.error)
     finally:
         if timer:
             timer.cancel()
