@@ -79,6 +79,25 @@ def run_lock(settings: LakeSettings, holder: Holder, wait_s: float = 0) -> Itera
             yield
 
 
+def _open_lock_file(folder: os.PathLike[str], name: str) -> int:
+    os.makedirs(folder, exist_ok=True)
+    return os.open(os.path.join(folder, f"{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _flock_within(fd: int, wait_s: float, poll_s: float) -> bool:
+    """Take the exclusive `flock` of `fd`, trying for up to `wait_s`; False if another
+    process still holds it then."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+
+
 def _read_holder(fd: int) -> Holder | None:
     os.lseek(fd, 0, os.SEEK_SET)
     text = os.read(fd, 4096).decode(errors="replace").strip()
@@ -90,18 +109,10 @@ def _read_holder(fd: int) -> Holder | None:
 
 @contextlib.contextmanager
 def _file_run_lock(folder: os.PathLike[str], holder: Holder, wait_s: float) -> Iterator[None]:
-    os.makedirs(folder, exist_ok=True)
-    fd = os.open(os.path.join(folder, f"{RUN_LOCK}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock_file(folder, RUN_LOCK)
     try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() - t0 >= wait_s:
-                    raise RunLocked(_read_holder(fd), wait_s) from None
-                time.sleep(0.2)
+        if not _flock_within(fd, wait_s, poll_s=0.2):
+            raise RunLocked(_read_holder(fd), wait_s)
         left = _read_holder(fd)  # a holder that ended cleanly emptied the file
         if left is not None:
             log.warning("took over the run lock of %s: it ended without releasing it "
@@ -178,20 +189,10 @@ def table_lock(
 
 @contextlib.contextmanager
 def _file_lock(folder: os.PathLike[str], name: str, timeout_s: float) -> Iterator[None]:
-    os.makedirs(folder, exist_ok=True)
-    fd = os.open(os.path.join(folder, f"{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock_file(folder, name)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LockTimeout(
-                        f"{name}: another writer has held this table for {timeout_s:.0f} s"
-                    ) from None
-                time.sleep(0.05)
+        if not _flock_within(fd, timeout_s, poll_s=0.05):
+            raise LockTimeout(f"{name}: another writer has held this table for {timeout_s:.0f} s")
         yield
     finally:
         os.close(fd)  # releases the lock
