@@ -253,8 +253,9 @@ def _run(
 
     def do_build(rec: StageRecord) -> None:
         nonlocal built
-        with contextlib.closing(project.lake.session()) as con:
-            record.inputs = inputs_mark(project, con)
+        if not record.inputs:  # (the nothing-new check, right before, measured them)
+            with contextlib.closing(project.lake.session()) as con:
+                record.inputs = inputs_mark(project, con)
         # `only` some sources: the models downstream of them; a failed source's are left out
         select = " ".join(f"source:{name}+" for name in only or [])
         exclude = " ".join(f"source:{s}+" for s in record.failed_sources)
