@@ -17,6 +17,7 @@ run lock, so they never overlap a `lakehouse run` or `lakehouse schedule`.
 import json
 import logging
 from collections.abc import Iterator
+from graphlib import TopologicalSorter
 from typing import Any
 
 import dagster as dg
@@ -88,21 +89,26 @@ def _raw_asset(project: Project, source: str, table: str) -> dg.AssetsDefinition
 def _dbt_asset(project: Project, manifest: dict[str, Any]) -> dg.AssetsDefinition:
     translator = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(
         enable_asset_checks=False))  # dbt's tests run inside `dbt build` and fail it  # fmt: skip
-    by_key = {translator.get_asset_key(node): node["name"]
-              for node in manifest["nodes"].values()
-              if node["resource_type"] in ("model", "seed", "snapshot")}  # fmt: skip
+    nodes = {uid: node for uid, node in manifest["nodes"].items()
+             if node["resource_type"] in ("model", "seed", "snapshot")}  # fmt: skip
+    by_key = {translator.get_asset_key(node): uid for uid, node in nodes.items()}
+    # Dagster takes a multi-asset's results in dependency order only
+    order = list(TopologicalSorter({uid: [d for d in node["depends_on"]["nodes"] if d in nodes]
+                                    for uid, node in nodes.items()}).static_order())  # fmt: skip
 
     @dbt_assets(manifest=manifest, dagster_dbt_translator=translator)
     def models(context: dg.AssetExecutionContext) -> Iterator[Any]:
         from pipeline.transform import build
 
-        selected = sorted(by_key[k] for k in context.selected_asset_keys if k in by_key)
+        chosen = {by_key[k]: k for k in context.selected_asset_keys if k in by_key}
+        selected = sorted(nodes[uid]["name"] for uid in chosen)
         with project.lake.run_lock(Holder(f"dagster-{context.run_id}"), RUN_LOCK_WAIT_S):
             result = build(project, select=" ".join(selected))
         if not result.ok:
             raise dg.Failure("dbt: " + "; ".join(result.failures))
-        for key in context.selected_asset_keys:
-            yield dg.MaterializeResult(asset_key=key)
+        for uid in order:
+            if uid in chosen:
+                yield dg.MaterializeResult(asset_key=chosen[uid])
 
     return models
 
