@@ -75,13 +75,16 @@ def test_one_run_per_lake_and_a_killed_runs_lock_is_taken_over(
     published = published_run(project)
     assert published is not None and published != holder["run_id"]
 
-    # a run started while another holds the lake waits for it with --wait
+    # a run started while another holds the lake waits for it with --wait, then finds
+    # the other's build published (a changed project file makes the fourth rebuild)
+    project.path.write_text(project.path.read_text() + "\n# changed\n")
     fourth = _start_run(project)
-    _holder_in(project)
+    holding = _holder_in(project)
     fifth = cli(project, "run", "--wait", "600", timeout=900)
     assert fourth.wait(timeout=600) == 0
     assert fifth.returncode == 0, fifth.stderr[-3000:]
     assert "took over" not in fifth.stderr
+    assert f"nothing new since run {holding['run_id']}" in fifth.stdout
 
 
 def test_ingest_alone_takes_no_run_lock(make_project: ProjectFactory) -> None:
