@@ -34,12 +34,10 @@ PUBLISH = dg.AssetKey(["marts", "publish"])
 
 def _manifest(project: Project) -> dict[str, Any]:
     """The dbt project's manifest, parsed now if missing or older than the project."""
-    from pipeline.transform import run_dbt
+    from pipeline.transform import run_dbt, source_files
 
     path = project.warehouse_dir / "dbt" / "target" / "manifest.json"
-    sources = [p for p in project.dbt_project_dir.rglob("*")
-               if p.is_file() and "target" not in p.parts and "logs" not in p.parts]  # fmt: skip
-    newest = max((p.stat().st_mtime for p in sources), default=0)
+    newest = max((p.stat().st_mtime for p in source_files(project.dbt_project_dir)), default=0)
     if not path.exists() or path.stat().st_mtime < newest:
         result = run_dbt(project, ["parse"])
         if not result.ok:

@@ -33,7 +33,7 @@ from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
 from pipeline.serve import build_snapshot, publish
-from pipeline.transform import build, source_freshness
+from pipeline.transform import build, source_files, source_freshness
 
 log = logging.getLogger("lakehouse.run")
 STAGES = ("ingest", "check_raw", "build", "check_marts", "publish")
@@ -117,9 +117,6 @@ def _ingest_details(report: IngestReport) -> dict[str, Any]:
     }
 
 
-_DBT_SKIP = {"target", "logs", "dbt_packages", ".user.yml"}
-
-
 def inputs_mark(project: Project, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """What a build depends on, cheaply: the batch log's size (every batch landed, and
     every verdict, quarantine and release, adds a row) and a hash of the dbt project,
@@ -130,10 +127,8 @@ def inputs_mark(project: Project, con: duckdb.DuckDBPyConnection) -> dict[str, A
     ).fetchone()
     digest = hashlib.sha256(project.path.read_bytes())
     for folder in (project.dbt_project_dir, project.expectations_dir / "suites"):
-        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
-            rel = path.relative_to(folder)
-            if path.is_file() and not _DBT_SKIP.intersection(rel.parts):
-                digest.update(str(rel).encode() + b"\0" + path.read_bytes())
+        for path in source_files(folder):
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     batches, events = row if row else (0, 0)
     return {"batches": batches, "events": events, "code": digest.hexdigest()[:16]}
 

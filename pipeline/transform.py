@@ -53,6 +53,18 @@ def _dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+_NOT_SOURCES = {"target", "logs", "dbt_packages", ".user.yml"}
+
+
+def source_files(folder: Path) -> list[Path]:
+    """The files of a dbt project (or a suites folder) that a build depends on: what dbt
+    writes (`target/`, `logs/`, installed packages) left out."""
+    if not folder.is_dir():
+        return []
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file())
+    return [p for p in files if not _NOT_SOURCES.intersection(p.relative_to(folder).parts)]
+
+
 def run_dbt(
     project: Project, args: list[str], quiet: bool = True, timeout_s: float | None = None
 ) -> DbtResult:
