@@ -130,6 +130,12 @@ def volumes(
     return out
 
 
+def table_totals(states: list[TableState]) -> dict[str, dict[str, int]]:
+    """Rows and quarantined rows per raw table (what the run summary prints)."""
+    return {f"{s.source}.{s.table}": {"rows": s.rows, "quarantined": s.quarantined}
+            for s in states}  # fmt: skip
+
+
 def evaluate(project: Project, record: dict[str, Any], history: list[dict[str, Any]],
              now: datetime) -> tuple[dict[str, Any], list[Alert], set[str]]:  # fmt: skip
     """(what was measured, the alerts firing, the alert keys found healthy)."""
@@ -165,9 +171,7 @@ def evaluate(project: Project, record: dict[str, Any], history: list[dict[str, A
             firing.append(Alert(key, "error", f"run {record.get('run_id')} {bad}: {detail}"))
         elif status in ("passed", "quarantined"):
             healthy.add(key)
-    tables = {f"{s.source}.{s.table}": {"rows": s.rows, "quarantined": s.quarantined}
-              for s in states}  # fmt: skip
-    return {"tables": tables, "freshness": fresh, "volume": volume}, firing, healthy
+    return {"tables": table_totals(states), "freshness": fresh, "volume": volume}, firing, healthy
 
 
 def notify(project: Project, run_id: str, firing: list[Alert], healthy: set[str]) -> list[Alert]:

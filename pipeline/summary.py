@@ -6,6 +6,7 @@ import click
 
 from lake import TableState
 from pipeline.config import Project
+from pipeline.monitor import table_totals
 from pipeline.run import RunRecord, last_runs
 
 
@@ -23,10 +24,8 @@ def print_summary(project: Project, record: RunRecord) -> None:
     click.echo("\nrows landed per raw table (this run / total):")
     ingest = record.stage("ingest")
     new = ingest.details.get("tables", {}) if ingest else {}
-    totals = record.monitor.get("tables") or {  # (measured after the run; else read now)
-        f"{s.source}.{s.table}": {"rows": s.rows, "quarantined": s.quarantined}
-        for s in project.lake.states()
-    }
+    # measured by the monitor after the run; read now if it could not
+    totals = record.monitor.get("tables") or table_totals(project.lake.states())
     for name, total in sorted(totals.items()):
         this_run = new.get(name, {}).get("rows", 0)
         q = f"  ({total['quarantined']:,} quarantined)" if total["quarantined"] else ""
