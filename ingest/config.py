@@ -44,7 +44,14 @@ class Pagination(_Strict):
     limit: int = Field(100, ge=1, description="offset: records per page.")
     cursor_path: str = Field("next_cursor", description="cursor: dotted path of the token.")
     cursor_param: str = Field("cursor", description="cursor: the parameter that sends it back.")
-    max_pages: int = Field(100_000, ge=1, description="Stop after this many pages.")
+    total_path: str | None = Field(
+        None,
+        description="page/offset: dotted path of the total in each page (pages for `page`, "
+        "records for `offset`): paging stops there instead of on an empty page.",
+    )
+    max_pages: int = Field(
+        100_000, ge=1, description="Fail beyond this many pages (each one new, or it loops)."
+    )
 
 
 class TableConfig(_Strict):

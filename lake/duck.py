@@ -140,6 +140,33 @@ def _sqlite_catalog(path: Path, settings: LakeSettings) -> None:
         _wal_done.add(path)
 
 
+READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+"""What a reader may run (`DESCRIBE`, `SHOW`, `SUMMARIZE`, `FROM t` and `PRAGMA version`
+parse as SELECT)."""
+
+
+def lock_reader(con: duckdb.DuckDBPyConnection, settings: LakeSettings) -> None:
+    """From here on the connection reads the lake and nothing else: no local file, URL or
+    other bucket prefix (`enable_external_access` off, the lake's data path the only
+    allowed directory), no extension loaded, no setting changed back. What it has
+    attached stays attached; pair it with `check_read_only` on every statement, since
+    the allowed directory could otherwise be written with COPY and a DETACHed lake
+    attached again read-write."""
+    con.execute(f"SET allowed_directories = [{quote_str(settings.data_path)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse any statement but a query: COPY, ATTACH/DETACH, INSERT, CREATE, SET, CALL..."""
+    for statement in duckdb.extract_statements(sql):
+        kind = statement.type.name
+        if kind not in READ_STATEMENTS:
+            raise PermissionError(
+                f"read-only: {kind} statements are refused (queries run SELECT or EXPLAIN)"
+            )
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

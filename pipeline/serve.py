@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from lake import layout
-from lake.duck import quote_ident, quote_str
+from lake.duck import check_read_only, lock_reader, quote_ident, quote_str
 from lake.publish import (
     Publication,
     built_marts,
@@ -101,7 +101,7 @@ def serve_folder(folder: Path, port: int) -> None:
 
 def connect_serving(project: Project, at: str | None = None) -> duckdb.DuckDBPyConnection:
     """The analyst's view, read-only: the published marts (`USE`d, so `fct_orders` is
-    enough) plus `raw.<source>.<table>`. `at`: the marts a run published, rather than the
+    enough) plus `raw.<source>.<table>`, and no file outside the lake. `at`: the marts a run published, rather than the
     current ones (`lakehouse query --at RUN_ID`)."""
     con = project.lake.connect(lake_read_only=True)
     con.execute("ATTACH ':memory:' AS raw")
@@ -131,10 +131,17 @@ def connect_serving(project: Project, at: str | None = None) -> duckdb.DuckDBPyC
         f"AND schema_name = {quote_str(layout.MARTS)}"
     ).fetchone() != (0,):
         con.execute(f"USE lake.{quote_ident(layout.MARTS)}")
+    lock_reader(con, project.lake.settings)
     return con
 
 
 def query(project: Project, sql: str, at: str | None = None) -> tuple[list[str], list[tuple]]:
+    """Run an analyst's SQL read-only: queries only, on a connection that reads the lake
+    and nothing else (see `lake.duck.lock_reader`)."""
+    try:
+        check_read_only(sql)
+    except PermissionError as exc:
+        raise StageFailed("query", str(exc)) from None
     con = connect_serving(project, at)
     try:
         cur = con.execute(sql)

@@ -1,11 +1,18 @@
-"""HTTP APIs (requests): paginated JSON, politely, incrementally.
+"""HTTP APIs (requests): paginated JSON, politely, incrementally, and never half-landed.
 
 One run of a table is one extract: every page is fetched into a local JSON Lines spool
-(memory bounded by one page), which DuckDB then reads and types like any JSON file. A
-page that is not JSON is quarantined with its URL and page number; with page or offset
-pagination the next pages are still fetched, with a cursor or Link header (where the
-next page is in the bad one) the table fails. Re-running with nothing new lands nothing:
-a spool whose content matches the last batch is skipped.
+(memory bounded by one page), which DuckDB then reads and types like any JSON file. The
+extract lands whole or not at all, so an incremental table's cursor only moves past
+pages that landed. A transient fault (connection refused or dropped mid-body, timeout,
+5xx, 429, a page that is not JSON) is retried with exponential backoff and jitter
+(tenacity), honouring a `Retry-After` in seconds or as a date; when the retries run out
+the table fails naming the page, lands nothing, and the next run starts again from the
+same position. The stop rules follow dlt's paginators: pages end on an empty page (or a
+declared total), a missing cursor or next link, never on a short page (an API may cap
+its page size). A page that repeats an earlier one, a cursor or a next link seen before,
+or a next link to another origin (it would carry the credentials) fails the table.
+Re-running with nothing new lands nothing: a spool whose content matches the last batch
+is skipped.
 """
 
 from __future__ import annotations
@@ -13,17 +20,20 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
+import math
 import os
 import random
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urljoin, urlsplit
 
 import duckdb
 import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from ingest.config import HttpOptions
 from ingest.errors import IngestError
@@ -31,7 +41,20 @@ from ingest.sources.base import Extract, Opened, Source
 from lake import TableState
 from lake.duck import quote_str
 
-MAX_BAD_PAGES_IN_A_ROW = 3
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,  # the connection dropped mid-body
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class _Transient(Exception):
+    """A fault worth another try: `reason` names it, `retry_after` is the server's wish."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
 
 
 class _Throttle:
@@ -65,14 +88,23 @@ def _dig(body: Any, path: str | None) -> Any:
     return body
 
 
-def _retry_after(value: str | None, cap: float) -> float:
+def _retry_after(value: str | None, cap: float) -> float | None:
+    """`Retry-After` in seconds or as an HTTP date, capped; None when absent or not
+    understood (`soon`, `inf`), and the usual backoff applies."""
     if not value:
-        return 1.0
+        return None
     try:
         seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        seconds = parsed.timestamp() - time.time()
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
     return max(0.0, min(seconds, cap))
 
 
@@ -106,106 +138,122 @@ class HttpApiSource(Source):
             session.headers[auth.name or "X-API-Key"] = auth.value or ""
         return session
 
-    def _get(self, session: requests.Session, url: str, params: dict[str, Any],
-             throttle: _Throttle, page: int) -> requests.Response:  # fmt: skip
+    def _fetch(self, session: requests.Session, url: str, params: dict[str, Any],
+               throttle: _Throttle, page: int) -> tuple[requests.Response, Any]:  # fmt: skip
+        """One page's response and JSON body, transient faults retried."""
         o = self.options
         if o.auth.type == "api_key" and o.auth.location == "query":
             params = {**params, (o.auth.name or "api_key"): o.auth.value}
-        where = f"{self.url} page {page}"
-        attempt = 0
-        while True:
-            throttle.wait()
-            try:
-                response = session.get(url, params=params, timeout=o.timeout_s)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt >= o.max_retries:
-                    raise self._fail(
-                        f"{type(exc).__name__} after {attempt + 1} tries", where
-                    ) from None
-                delay = o.backoff_s * 2**attempt * (1 + random.random())
-            else:
-                if response.status_code == 429:
-                    if attempt >= o.max_retries:
-                        raise self._fail(f"HTTP 429 after {attempt + 1} tries", where)
-                    delay = _retry_after(response.headers.get("Retry-After"), o.max_retry_after_s)
-                elif response.status_code >= 500:
-                    if attempt >= o.max_retries:
-                        raise self._fail(f"HTTP {response.status_code} after {attempt + 1} tries",
-                                         where)  # fmt: skip
-                    delay = o.backoff_s * 2**attempt * (1 + random.random())
-                elif response.status_code >= 400:
-                    raise self._fail(f"HTTP {response.status_code}: {response.text[:200]}", where)
-                else:
-                    return response
-            attempt += 1
-            time.sleep(delay)
 
-    def _pages(self, session: requests.Session, state: TableState,
-               bad: list[dict[str, Any]]) -> Iterator[list[Any]]:  # fmt: skip
-        """The records of each page, in order; bad pages go to `bad`."""
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _Transient) and exc.retry_after is not None:
+                return exc.retry_after
+            return o.backoff_s * 2 ** (state.attempt_number - 1) * (1 + random.random())
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient), wait=wait,
+            stop=stop_after_attempt(o.max_retries + 1), reraise=True, sleep=time.sleep,
+        )  # fmt: skip
+        where = f"{self.url} page {page}"
+        try:
+            for attempt in retrying:
+                with attempt:
+                    throttle.wait()
+                    return self._fetch_once(session, url, params, where)
+        except _Transient as exc:
+            tries = retrying.statistics.get("attempt_number", o.max_retries + 1)
+            raise self._fail(f"{exc.reason} after {tries} tries", where) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fetch_once(
+        self, session: requests.Session, url: str, params: dict[str, Any], where: str
+    ) -> tuple[requests.Response, Any]:
+        o = self.options
+        try:
+            response = session.get(url, params=params, timeout=o.timeout_s)
+        except TRANSIENT_ERRORS as exc:
+            raise _Transient(type(exc).__name__) from None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            wish = _retry_after(response.headers.get("Retry-After"), o.max_retry_after_s)
+            raise _Transient(f"HTTP {status}", wish)
+        if status >= 400:
+            raise self._fail(f"HTTP {status}: {response.text[:200]}", where)
+        try:
+            return response, response.json()
+        except ValueError:  # truncated or an HTML error page behind a 200: try again
+            raise _Transient(f"a page that is not JSON ({response.text[:80]!r})") from None
+
+    def _pages(self, session: requests.Session, state: TableState) -> Iterator[list[Any]]:
+        """The records of each page, in order, until the API says there are no more."""
         p = self.table.paginate
         params: dict[str, Any] = dict(self.table.params)
         if self.table.cursor_param and state.watermark is not None:
             params[self.table.cursor_param] = state.watermark
         throttle = _Throttle(self.source.name, self.options.rate_limit_per_s)
         number, offset, url_params, url = p.start, 0, params, self.url
-        bad_in_a_row = 0
+        seen_pages: dict[str, int] = {}  # digest of a page's records -> its page number
+        seen_next: set[str] = set()  # cursors or next links followed
+
         for page in range(1, p.max_pages + 1):
             if p.type == "page":
                 url_params = {**params, p.param: number}
             elif p.type == "offset":
                 url_params = {**params, p.offset_param: offset, p.limit_param: p.limit}
-            response = self._get(session, url, url_params, throttle, page)
-            try:
-                body = response.json()
-            except ValueError:
-                bad.append({
-                    "source_file": f"{url}?{urlencode(url_params)}" if url_params else url,
-                    "line": page, "column_name": None, "error_type": "INVALID PAGE",
-                    "raw_record": response.text[:2000], "reason": "page is not JSON",
-                })  # fmt: skip
-                if p.type in ("cursor", "link_header"):
-                    raise self._fail("a page is not JSON and holds the next page's address",
-                                     f"{self.url} page {page}") from None  # fmt: skip
-                bad_in_a_row += 1
-                if bad_in_a_row >= MAX_BAD_PAGES_IN_A_ROW:
-                    raise self._fail(f"{bad_in_a_row} pages in a row are not JSON",
-                                     f"{self.url} page {page}") from None  # fmt: skip
-                body = None
-            else:
-                bad_in_a_row = 0
-            records = _dig(body, self.table.records_path) if body is not None else []
-            if body is not None and not isinstance(records, list):
-                raise self._fail(f"no list of records at {self.table.records_path!r}",
-                                 f"{self.url} page {page}")  # fmt: skip
+            response, body = self._fetch(session, url, url_params, throttle, page)
+            where = f"{self.url} page {page}"
+            records = _dig(body, self.table.records_path)
+            if not isinstance(records, list):
+                raise self._fail(f"no list of records at {self.table.records_path!r}", where)
             if records:
+                digest = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
+                if digest in seen_pages:
+                    raise self._fail(
+                        f"the page repeats page {seen_pages[digest]}: the API ignores the "
+                        "paging parameters or loops; nothing landed", where)  # fmt: skip
+                seen_pages[digest] = page
                 yield records
+            total = _dig(body, p.total_path) if p.total_path else None
             if p.type == "none":
                 return
             if p.type == "page":
-                if body is not None and not records:
+                if not records or (isinstance(total, int) and number - p.start + 1 >= total):
                     return
                 number += 1
             elif p.type == "offset":
-                if body is not None and len(records) < p.limit:
+                offset += len(records)  # what came, not the limit: an API may cap it
+                if not records or (isinstance(total, int) and offset >= total):
                     return
-                offset += p.limit
             elif p.type == "cursor":
                 token = _dig(body, p.cursor_path)
-                if not token:
+                if token is None or token == "":
                     return
+                if str(token) in seen_next:
+                    raise self._fail(f"the API sent cursor {token!r} again: it loops", where)
+                seen_next.add(str(token))
                 url_params = {**params, p.cursor_param: token}
             elif p.type == "link_header":
                 # the Link header carries the full next URL, its parameters included
-                url = response.links.get("next", {}).get("url", "")
-                if not url:
+                link = response.links.get("next", {}).get("url", "")
+                if not link:
                     return
-                url_params = {}
-        raise self._fail(f"more than {p.max_pages} pages: raise paginate.max_pages")
+                url, url_params = urljoin(response.url, link), {}
+                if _origin(url) != _origin(self.url):
+                    raise self._fail(
+                        f"the next link leads to {_origin(url)}: not followed, credentials "
+                        "go to the API's own origin only", where)  # fmt: skip
+                if url in seen_next:
+                    raise self._fail("the next link points to a page already read: it loops",
+                                     where)  # fmt: skip
+                seen_next.add(url)
+        raise self._fail(
+            f"more than {p.max_pages} pages, each new: if the API really has that many, "
+            "raise paginate.max_pages"
+        )
 
     def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
         description = self.url  # no query string: it may hold an API key
-        bad: list[dict[str, Any]] = []
         spool = tempfile.NamedTemporaryFile(  # noqa: SIM115
             "w", prefix="lakehouse-http-", suffix=".jsonl", delete=False
         )
@@ -213,7 +261,7 @@ class HttpApiSource(Source):
         newest: Any = None  # the cursor's max, as the API sends it
         try:
             with spool, self._session() as session:
-                for records in self._pages(session, state, bad):
+                for records in self._pages(session, state):
                     for record in records:
                         line = json.dumps(record, separators=(",", ":"), sort_keys=True)
                         spool.write(line + "\n")
@@ -227,49 +275,35 @@ class HttpApiSource(Source):
         fingerprint = hashlib.sha256(
             f"{description}\0{state.watermark}\0{digest.hexdigest()}".encode()
         ).hexdigest()
-        if (count == 0 and not bad) or fingerprint in state.fingerprints:
+        if count == 0 or fingerprint in state.fingerprints:
             os.unlink(spool.name)
             return
-        meta = {"records": count, "bad_pages": len(bad), "from": state.watermark}
+        meta = {"records": count, "from": state.watermark}
         watermark = state.watermark if newest is None else str(newest)
-        yield Extract(fingerprint, description, self._opener(spool.name, bad), meta,
+        yield Extract(fingerprint, description, _opener(spool.name), meta,
                       watermark_column=self.table.cursor, watermark=watermark)  # fmt: skip
 
-    def _opener(
-        self, spool: str, bad: list[dict[str, Any]]
-    ) -> Callable[[duckdb.DuckDBPyConnection], Opened]:
-        def open_(con: duckdb.DuckDBPyConnection) -> Opened:
-            rejects_file = spool + ".rejects.jsonl"
-            with open(rejects_file, "w") as fh:
-                for item in bad:
-                    fh.write(json.dumps(item) + "\n")
 
-            def rejects() -> duckdb.DuckDBPyRelation | None:
-                if not bad:
-                    return None
-                return con.sql(
-                    f"SELECT source_file, line::BIGINT AS line, column_name::VARCHAR AS "
-                    "column_name, error_type, raw_record, reason FROM read_json("
-                    f"{quote_str(rejects_file)}, format='newline_delimited', "
-                    "columns={source_file: 'VARCHAR', line: 'BIGINT', column_name: 'VARCHAR', "
-                    "error_type: 'VARCHAR', raw_record: 'VARCHAR', reason: 'VARCHAR'})"
-                )
+def _opener(spool: str) -> Callable[[duckdb.DuckDBPyConnection], Opened]:
+    def open_(con: duckdb.DuckDBPyConnection) -> Opened:
+        stream = con.sql(
+            f"SELECT * FROM read_json({quote_str(spool)}, format='newline_delimited', "
+            "sample_size=-1)"
+        )
 
-            def cleanup() -> None:
-                for path in (spool, rejects_file):
-                    if os.path.exists(path):
-                        os.unlink(path)
+        def cleanup() -> None:
+            if os.path.exists(spool):
+                os.unlink(spool)
 
-            if os.path.getsize(spool) == 0:  # only bad pages: an empty batch, its rejects
-                stream = con.sql("SELECT NULL::VARCHAR AS _empty WHERE false")
-            else:
-                stream = con.sql(
-                    f"SELECT * FROM read_json({quote_str(spool)}, format='newline_delimited', "
-                    "sample_size=-1)"
-                )
-            return Opened(stream, rejects, cleanup=cleanup)
+        return Opened(stream, cleanup=cleanup)
 
-        return open_
+    return open_
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
 
 
 def _later(current: Any, value: Any) -> Any:

@@ -20,8 +20,15 @@ class VendorApi:
         self.reviews = [self.review(i) for i in range(1, reviews + 1)]
         self.log: list[tuple[float, str, int]] = []  # (time, path?query, status)
         self.arrivals: list[str] = []  # every request, when it arrives
-        self.fail_once: dict[str, int] = {}  # "page=2" -> status to return once
-        self.malformed: set[str] = set()  # "page=4": not JSON
+        # each keyed by a query marker ("page=2"); "*" matches every request
+        self.fail_once: dict[str, int | tuple[int, dict[str, str]]] = {}  # status[, headers]
+        self.malformed: set[str] = set()  # an HTML error page behind a 200, every time
+        self.malformed_once: set[str] = set()
+        self.truncated: set[str] = set()  # the JSON cut in the middle, a 200, every time
+        self.drop_once: set[str] = set()  # the connection closes halfway through the body
+        self.rewrite: dict[str, dict[str, str]] = {}  # "page=3" -> answered as {"page": "2"}
+        self.max_page_size: int | None = None  # the API caps what `per_page`/`limit` asks
+        self.link_origin: str | None = None  # the Link header points there
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -55,12 +62,20 @@ class VendorApi:
 
             def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                query = f"&{urlparse(self.path).query}&"
+                length, sent = len(data), data
+                if status == 200 and any(m == "*" or f"&{m}&" in query for m in api.truncated):
+                    length, sent = len(data) // 2, data[: len(data) // 2]
+                drop = next((m for m in api.drop_once if f"&{m}&" in query), None)
+                if status == 200 and drop is not None:
+                    api.drop_once.discard(drop)
+                    sent = data[: len(data) // 2]  # and then the connection closes
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", str(length))
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(sent)
                 api.log.append((time.monotonic(), self.path, status))
 
             def do_GET(self) -> None:
@@ -74,17 +89,31 @@ class VendorApi:
                 if not authed:
                     return self._send(401, {"error": "unauthorized"})
                 query = f"&{parsed.query}&"
+
+                def hit(marker: str) -> bool:
+                    return marker == "*" or f"&{marker}&" in query
+
                 for marker in list(api.fail_once):
-                    if f"&{marker}&" in query:
-                        status = api.fail_once.pop(marker)
-                        headers = {"Retry-After": "1"} if status == 429 else {}
+                    if hit(marker):
+                        failure = api.fail_once.pop(marker)
+                        status, headers = (
+                            failure
+                            if isinstance(failure, tuple)
+                            else (failure, {"Retry-After": "1"} if failure == 429 else {})
+                        )
                         return self._send(status, {"error": "try later"}, headers)
-                if any(f"&{m}&" in query for m in api.malformed):
+                once = next((m for m in api.malformed_once if hit(m)), None)
+                if once is not None or any(hit(m) for m in api.malformed):
+                    api.malformed_once.discard(once or "")
                     return self._send(200, "<html>502 Bad Gateway</html>")
+                for marker, overrides in api.rewrite.items():
+                    if hit(marker):
+                        q.update(overrides)
                 with api.lock:
                     rows = [r for r in api.reviews
                             if r["updated_at"] > q.get("updated_since", "")]  # fmt: skip
                 size = int(q.get("per_page", q.get("limit", 10)))
+                size = min(size, api.max_page_size or size)
                 if parsed.path == "/slow":
                     time.sleep(1.0)
                     return self._send(200, {"data": []})
@@ -93,7 +122,8 @@ class VendorApi:
                     return self._send(200, {"data": rows[(page - 1) * size : page * size]})
                 if parsed.path == "/offset":
                     start = int(q.get("offset", 0))
-                    return self._send(200, {"data": rows[start : start + size]})
+                    return self._send(200, {"data": rows[start : start + size],
+                                            "total": len(rows)})  # fmt: skip
                 if parsed.path == "/cursor":
                     start = int(q.get("cursor", 0))
                     nxt = start + size if start + size < len(rows) else None
@@ -103,8 +133,9 @@ class VendorApi:
                     page = int(q.get("page", 1))
                     headers = {}
                     if page * size < len(rows):
+                        origin = api.link_origin or api.url
                         headers["Link"] = (
-                            f'<{api.url}/link?page={page + 1}&per_page={size}>; rel="next"'
+                            f'<{origin}/link?page={page + 1}&per_page={size}>; rel="next"'
                         )
                     return self._send(200, rows[(page - 1) * size : page * size], headers)
                 return self._send(404, {"error": "no such endpoint"})
