@@ -270,7 +270,8 @@ def ingest_table(
         report.error = _with_runbook(
             src, error or IngestError(src.name, tbl.name, _first_line(exc))
         )
-        (log.error if error else log.exception)("%s", report.error)
+        log.error("%s", report.error)  # one line; the traceback for a debugging session
+        log.debug("%s.%s failed", src.name, tbl.name, exc_info=not error)
     finally:
         if timer:
             timer.cancel()

@@ -53,6 +53,10 @@ def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    from lake.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     for noisy in ("great_expectations", "botocore", "urllib3", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
@@ -13,9 +14,11 @@ import click
 from expectations import GateFailed, SuiteError
 from ingest import IngestError
 from lake import LakeError
+from lake.redact import redact
 from pipeline import config as cfg
 from pipeline.errors import ConfigError, StageFailed
 
+TRACEBACK_ENV = "LAKEHOUSE_TRACEBACK"
 USER_ERRORS = (ConfigError, StageFailed, GateFailed, SuiteError, IngestError, LakeError)
 
 
@@ -28,8 +31,17 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {redact(str(exc))}", err=True)
             sys.exit(getattr(exc, "exit_code", 1))
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a fault (store or server down) or a bug: one line too
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            first = (str(exc).strip() or "").splitlines()[:1]
+            click.echo(f"error: {type(exc).__name__}: {redact(''.join(first))} "
+                       f"(the traceback: {TRACEBACK_ENV}=1)", err=True)  # fmt: skip
+            sys.exit(1)
 
     return wrapper
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest import IngestSettings, SourceConfig
 from lake import Lake, LakeConfigError, LakeSettings
+from lake.redact import SECRET_NAME, register, register_dsn
 from pipeline.errors import ConfigError
 
 PROJECT_FILE = "lakehouse.yml"
@@ -145,6 +146,8 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str, file: Path) -> 
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
+                if SECRET_NAME.search(name):
+                    register(env[name])
                 return env[name]
             if default is not None:
                 return default
@@ -219,4 +222,18 @@ def load_project(path: str | Path | None = None, env: Mapping[str, str] | None =
     except LakeConfigError as exc:
         key = "lake.catalog" if "catalog" in str(exc) else "lake.url"
         raise ConfigError(f"{file}: {key}: {exc}") from None
+    _register_secrets(spec, settings)
     return Project(path=file, spec=spec, lake=Lake(settings))
+
+
+def _register_secrets(spec: ProjectFile, settings: LakeSettings) -> None:
+    """Every configured secret, for `lake.redact` to mask wherever it shows up."""
+    for source in spec.sources:
+        if source.http is not None:
+            register(*source.http.auth.secrets())
+        if source.database is not None:
+            register_dsn(source.database.url)
+    if settings.s3 is not None:
+        register(settings.s3.secret_access_key, settings.s3.session_token)
+    register_dsn(settings.catalog)
+    register(spec.alerts.webhook_url)

@@ -29,6 +29,7 @@ from expectations import GateFailed, GateResult
 from ingest import IngestReport, run_ingest
 from lake import Holder, layout
 from lake.publish import publications, published_stack
+from lake.redact import redact_all
 from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
@@ -346,7 +347,8 @@ def _monitor(project: Project, record: RunRecord) -> None:
 
 def save_run(project: Project, record: RunRecord) -> None:
     project.lake.storage.write_bytes(
-        layout.run_key(record.run_id), json.dumps(asdict(record), indent=1, default=str).encode()
+        layout.run_key(record.run_id),
+        json.dumps(redact_all(asdict(record)), indent=1, default=str).encode(),
     )
 
 

@@ -101,8 +101,8 @@ def serve_folder(folder: Path, port: int) -> None:
 
 def connect_serving(project: Project, at: str | None = None) -> duckdb.DuckDBPyConnection:
     """The analyst's view, read-only: the published marts (`USE`d, so `fct_orders` is
-    enough) plus `raw.<source>.<table>`, and no file outside the lake. `at`: the marts a run published, rather than the
-    current ones (`lakehouse query --at RUN_ID`)."""
+    enough) plus `raw.<source>.<table>`, and no file outside the lake. `at`: the marts a
+    run published, rather than the current ones (`lakehouse query --at RUN_ID`)."""
     con = project.lake.connect(lake_read_only=True)
     con.execute("ATTACH ':memory:' AS raw")
     tables = con.execute(

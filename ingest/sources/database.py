@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,7 @@ def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path)
         try:
             tries(con.execute, sql)
         except duckdb.Error as exc:
-            message = redact(_first_line(exc), source.database.url)
+            message = _first_line(exc)  # IngestError redacts the password
             attempts = tries.statistics.get("attempt_number", 1)
             after = f" (unreachable: {attempts} tries)" if _unreachable(exc) else ""
             raise IngestError(source.name, "(connection)",
@@ -253,17 +252,6 @@ class DatabaseSource(Source):
         meta: dict[str, Any] = {"mode": "incremental", "from": state.watermark, "to": newest}
         yield Extract(fingerprint, description, lambda c: Opened(c.sql(sql)), meta,
                       watermark_column=cursor)  # fmt: skip
-
-
-_PASSWORD_IN_URL = re.compile(r"(?<=://)([^:/@\s]+):[^@\s]+@")
-_PASSWORD_IN_DSN = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
-
-
-def redact(text: str, url: str) -> str:
-    """Remove passwords (URL userinfo or `password=`) before a message is shown."""
-    safe_url = _PASSWORD_IN_DSN.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1:***@", url))
-    text = text.replace(url, safe_url)
-    return _PASSWORD_IN_DSN.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1:***@", text))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -122,8 +122,6 @@ class HttpApiSource(Source):
         return self.options.base_url.rstrip("/") + "/" + self.table.endpoint.lstrip("/")
 
     def _fail(self, cause: str, where: str | None = None) -> IngestError:
-        for secret in self.options.auth.secrets():
-            cause = cause.replace(secret, "***")
         return IngestError(self.source.name, self.table.name, cause, where)
 
     def _session(self) -> requests.Session:

@@ -43,18 +43,6 @@ def test_ids_are_checked(load_id: str) -> None:
         layout.batch_file_key("shop", "orders", load_id)
 
 
-def test_database_passwords_are_redacted() -> None:
-    from ingest.sources.database import redact
-
-    url = "postgresql://shop:s3cret@db:5432/shop"
-    assert (
-        redact(f'cannot reach "{url}"', url) == 'cannot reach "postgresql://shop:***@db:5432/shop"'
-    )
-    assert redact("host=db password=s3cret dbname=x", "host=db password=s3cret dbname=x") == (
-        "host=db password=*** dbname=x"
-    )
-
-
 def test_original_files_are_content_addressed_and_names_checked() -> None:
     sha = "a" * 64
     assert layout.original_file_key("support", "tickets", sha, "ticket 12.txt") == (
