@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SCALE  ?= 1
 ONLY   ?=
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install demo test test-slow lint typecheck bench clean
 
 install: $(STAMP)  ## venv + pinned packages + DuckDB extensions from PyPI
 
@@ -25,6 +25,9 @@ demo: install  ## generate the example shop and run the whole pipeline on the lo
 
 test: install lint typecheck  ## every test: unit + integration (real DuckDB, dbt, GX, S3)
 	$(BIN)/pytest -q tests
+
+test-slow: install  ## long sweeps (kills by the hundred, hostile APIs and files); CI skips them
+	$(BIN)/pytest -q -m slow tests
 
 lint: install
 	$(BIN)/ruff check .

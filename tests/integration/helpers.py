@@ -118,3 +118,28 @@ def write_csv(path: Path, header: str, rows: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n" + "\n".join(rows) + "\n")
     return path
+
+
+def assert_no_leftovers(project: Project, source: str, table: str) -> None:
+    """`lakehouse maintain` leaves exactly the files the table references: no orphan of a
+    killed writer, and on S3 no multipart upload it never completed."""
+    from lake import S3Storage
+    from lake.maintain import maintain
+
+    con = project.lake.connect()
+    try:
+        maintain(con, orphan_age_hours=0, storage=project.lake.storage)
+        referenced = sorted(
+            r[0] for r in con.execute(
+                "SELECT data_file FROM ducklake_list_files('lake', ?, schema => ?)",
+                [table, source],
+            ).fetchall()
+        )  # fmt: skip
+    finally:
+        con.close()
+    prefix = f"{layout.TABLES_DIR}/{source}/{table}"
+    files = sorted(project.lake.uri(k) for k in project.lake.storage.list(prefix))
+    assert files == referenced
+    storage = project.lake.storage
+    if isinstance(storage, S3Storage):
+        assert storage.incomplete_uploads() == []

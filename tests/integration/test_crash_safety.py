@@ -19,10 +19,9 @@ import pytest
 import yaml
 
 from lake import S3Storage, layout
-from lake.maintain import maintain
 from pipeline.config import Project, load_project
 from pipeline.run import run_pipeline
-from tests.integration.helpers import raw_rows, table_state
+from tests.integration.helpers import assert_no_leftovers, raw_rows, table_state
 
 BIG_ROWS = 4_000_000
 
@@ -93,24 +92,6 @@ def _mid_batch(project: Project) -> bool:
     return bool(_table_files(project))
 
 
-def _no_leftovers(project: Project) -> None:
-    """`lakehouse maintain` leaves exactly the files the table references."""
-    con = project.lake.connect()
-    try:
-        maintain(con, orphan_age_hours=0, storage=project.lake.storage)
-        referenced = sorted(
-            r[0] for r in con.execute(
-                "SELECT data_file FROM ducklake_list_files('lake', 'events', schema => 'big')"
-            ).fetchall()
-        )  # fmt: skip
-    finally:
-        con.close()
-    assert [project.lake.uri(k) for k in _table_files(project)] == referenced
-    storage = project.lake.storage
-    if isinstance(storage, S3Storage):
-        assert storage.incomplete_uploads() == []  # an interrupted multipart upload too
-
-
 def test_kill_mid_batch_leaves_nothing_visible_and_rerun_lands_exactly_once(crash_project):
     project, env = crash_project
     proc = _start_ingest(project, env)
@@ -133,7 +114,7 @@ def test_kill_mid_batch_leaves_nothing_visible_and_rerun_lands_exactly_once(cras
     assert ingest is not None and ingest.details["tables"]["big.events"]["batches"] == 1
     assert raw_rows(project, "big", "events") == BIG_ROWS
     assert len(table_state(project, "big", "events").batches) == 1
-    _no_leftovers(project)  # the killed writer's file is gone
+    assert_no_leftovers(project, "big", "events")  # the killed writer's file is gone
 
 
 @pytest.mark.parametrize(
@@ -155,4 +136,4 @@ def test_crash_around_the_commit_point(crash_project, failpoint, visible_after_c
     assert raw_rows(project, "big", "events") == BIG_ROWS  # never duplicated
     state = table_state(project, "big", "events")
     assert len(state.batches) == 1 and state.batches[0].rows == BIG_ROWS
-    _no_leftovers(project)
+    assert_no_leftovers(project, "big", "events")

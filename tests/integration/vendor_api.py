@@ -18,6 +18,7 @@ USER, PASSWORD = "shop", "pa55word"
 class VendorApi:
     def __init__(self, reviews: int = 45) -> None:
         self.reviews = [self.review(i) for i in range(1, reviews + 1)]
+        self.records: list[tuple[int, str, float]] = []  # /records: (id, body, amount)
         self.log: list[tuple[float, str, int]] = []  # (time, path?query, status)
         self.arrivals: list[str] = []  # every request, when it arrives
         # each keyed by a query marker ("page=2"); "*" matches every request
@@ -120,6 +121,11 @@ class VendorApi:
                 if parsed.path == "/reviews":  # page numbers
                     page = int(q.get("page", 1))
                     return self._send(200, {"data": rows[(page - 1) * size : page * size]})
+                if parsed.path == "/records":
+                    page = int(q.get("page", 1))
+                    chunk = api.records[(page - 1) * size : page * size]
+                    return self._send(200, {"data": [{"id": i, "body": b, "amount": a}
+                                                     for i, b, a in chunk]})  # fmt: skip
                 if parsed.path == "/offset":
                     start = int(q.get("offset", 0))
                     return self._send(200, {"data": rows[start : start + size],
