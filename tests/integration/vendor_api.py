@@ -30,6 +30,8 @@ class VendorApi:
         self.rewrite: dict[str, dict[str, str]] = {}  # "page=3" -> answered as {"page": "2"}
         self.max_page_size: int | None = None  # the API caps what `per_page`/`limit` asks
         self.link_origin: str | None = None  # the Link header points there
+        self.always: dict[str, int] = {}  # marker -> an error status, every time
+        self.slow_once: set[str] = set()  # answered after 1 s, once
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -103,6 +105,13 @@ class VendorApi:
                             else (failure, {"Retry-After": "1"} if failure == 429 else {})
                         )
                         return self._send(status, {"error": "try later"}, headers)
+                for marker, status in api.always.items():
+                    if hit(marker):
+                        return self._send(status, {"error": "down"})
+                slow = next((m for m in api.slow_once if hit(m)), None)
+                if slow is not None:
+                    api.slow_once.discard(slow)
+                    time.sleep(1.0)
                 once = next((m for m in api.malformed_once if hit(m)), None)
                 if once is not None or any(hit(m) for m in api.malformed):
                     api.malformed_once.discard(once or "")
