@@ -217,6 +217,13 @@ class LakeSettings:
         return Path(self.catalog[7:]) if self.catalog_kind == "sqlite" else None
 
     @property
+    def catalog_moves_with_data(self) -> bool:
+        """A local lake with its catalog inside: moved or mounted at another path, the
+        catalog's recorded data path is the old one, and the folder's own is right."""
+        path = self.catalog_path
+        return not self.is_s3 and path is not None and path.parent == Path(self.url)
+
+    @property
     def ducklake_uri(self) -> str:
         """What `ATTACH` takes: `ducklake:sqlite:/path` or `ducklake:postgres:dbname=...`."""
         return f"ducklake:{self.catalog}"

@@ -125,6 +125,8 @@ def _sqlite_catalog(path: Path, settings: LakeSettings) -> None:
                 initialised = con.execute(
                     "SELECT count(*) FROM sqlite_master WHERE name = 'ducklake_metadata'"
                 ).fetchone()
+                if initialised and initialised[0] and settings.catalog_moves_with_data:
+                    _follow_the_folder(con, settings.data_path)
             finally:
                 con.close()
             if not initialised or not initialised[0]:
@@ -165,6 +167,17 @@ def check_read_only(sql: str) -> None:
             raise PermissionError(
                 f"read-only: {kind} statements are refused (queries run SELECT or EXPLAIN)"
             )
+
+
+def _follow_the_folder(con: sqlite3.Connection, data_path: str) -> None:
+    """A local lake moved or mounted at another path (a container) carries its catalog,
+    which records the old data path: point it at the folder's own (file paths inside are
+    relative to it), for every tool that attaches the catalog, dbt included."""
+    row = con.execute("SELECT value FROM ducklake_metadata WHERE key = 'data_path'").fetchone()
+    if row and row[0] != data_path:
+        with con:
+            con.execute("UPDATE ducklake_metadata SET value = ? WHERE key = 'data_path'",
+                        [data_path])  # fmt: skip
 
 
 def quote_ident(name: str) -> str:

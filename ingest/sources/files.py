@@ -1,9 +1,10 @@
 """What every file source shares: listing a glob (local or S3), one batch per file, and
 skipping files already landed.
 
-A file is identified by its path and content (xxh3-128 locally, the ETag on S3): a file
-already landed is skipped, a changed file lands again as a new batch. Files whose size
-and mtime match their last landing are not even re-read.
+A file is identified by its path below the glob's root folder and its content (xxh3-128
+locally, the ETag on S3): a file already landed is skipped, a changed file lands again as
+a new batch, and a project moved or mounted elsewhere (a container) re-lands nothing.
+Files whose size and mtime match their last landing are not even re-read.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def unchanged(landed: dict[str, Any], size: int, mtime: int) -> bool:
     return (landed.get("size"), landed.get("mtime")) == (size, mtime) and (
         mtime < hashed_at - MTIME_RESOLUTION_MS
     )
+
+
+def glob_root(pattern: str) -> str:
+    """The folder a glob starts from: up to the last '/' before its first wildcard."""
+    wild = min((i for i, ch in enumerate(pattern) if ch in "*?[{"), default=len(pattern))
+    return pattern[: pattern.rfind("/", 0, wild) + 1]
 
 
 class FileSource(Source):
@@ -81,19 +88,23 @@ class FileSource(Source):
 
     def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
         last = state.last_by_input  # what counts is the content last landed for a file
+        root = glob_root(self.pattern())
         for filename, size, mtime in self.list_files(con):
-            before = last.get(filename)
+            key = filename.removeprefix(root)
+            # (lakes written before keys were relative know a file by its full path)
+            before = last.get(key) or last.get(filename)
             if before and unchanged(before.input, size, mtime):
                 continue  # unchanged since it landed: not even re-read
             hashed_at = int(time.time() * 1000)
             digest = self.digest(filename)
-            fingerprint = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
-            if before and before.fingerprint == fingerprint:
-                continue  # touched, same content
+            fingerprint = hashlib.sha256(f"{key}\0{digest}".encode()).hexdigest()
+            legacy = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
+            if before and before.fingerprint in (fingerprint, legacy):
+                continue  # touched (or moved with its project), same content
             meta: dict[str, Any] = {
                 "size": size, "mtime": mtime, "digest": digest, "hashed_at": hashed_at
             }  # fmt: skip
-            yield Extract(fingerprint, filename, self._opener(filename), meta, input_key=filename)
+            yield Extract(fingerprint, filename, self._opener(filename), meta, input_key=key)
 
     def _opener(self, filename: str) -> Callable[[duckdb.DuckDBPyConnection], Opened]:
         return lambda con: self.open_file(con, filename)

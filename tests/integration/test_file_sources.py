@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from ingest import run_ingest
+from lake.duck import connection_config
 from pipeline.config import Project, load_project
 from tests.integration.helpers import raw_rows
 
@@ -205,3 +206,32 @@ def test_a_file_reverted_to_earlier_content_lands_again(tmp_path: Path) -> None:
         "SELECT price FROM lake.files.prices ORDER BY snapshot_id DESC LIMIT 1"
     ).fetchone()
     assert latest == (2.5,)  # A, landed again after B
+
+
+def test_a_moved_project_re_lands_nothing(tmp_path: Path) -> None:
+    """A file's identity is its path below the glob's root and its content: the project
+    moved (or mounted at another path in a container) keeps its lake and lands nothing
+    again. Its catalog follows the folder, for dbt and plain DuckDB too."""
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    (first / "in" / "2026").mkdir(parents=True)
+    (first / "in" / "2026" / "orders.csv").write_text(
+        "id,v\n" + "".join(f"{i},{i}\n" for i in range(500))
+    )
+    spec = {"lake": {"url": "lake"},
+            "sources": [{"name": "files", "kind": "csv",
+                         "tables": [{"name": "orders", "path": "in/*/*.csv"}]}]}  # fmt: skip
+    (first / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(first / "lakehouse.yml", env={})
+    assert _ingest(project).rows == 500
+    first.rename(moved)
+
+    project = load_project(moved / "lakehouse.yml", env={})
+    again = _ingest(project)
+    assert again.ok and again.rows == 0, again.failures()
+    assert raw_rows(project, "files", "orders") == 500
+    # what dbt and an analyst attach: no DATA_PATH of their own
+    plain = duckdb.connect(config=connection_config())
+    plain.execute(f"ATTACH 'ducklake:sqlite:{moved}/lake/catalog.sqlite' AS l (READ_ONLY)")
+    assert plain.execute("SELECT count(*) FROM l.files.orders").fetchone() == (500,)
+    (moved / "in" / "2026" / "orders.csv").write_text("id,v\n1,changed\n")
+    assert _ingest(project).rows == 1  # a changed file still lands again

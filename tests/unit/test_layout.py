@@ -52,3 +52,19 @@ def test_original_files_are_content_addressed_and_names_checked() -> None:
         assert layout.original_file_key("s", "t", sha, bad).endswith(f"{sha}/original")
     with pytest.raises(InvalidName):
         layout.original_file_key("s", "t", "../x", "a.pdf")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "root"),
+    [
+        ("/data/in/*.csv", "/data/in/"),
+        ("/data/in/2026-*/day=*/part.csv", "/data/in/"),
+        ("/data/in/orders.csv", "/data/in/"),
+        ("s3://bucket/prefix/**/*.parquet", "s3://bucket/prefix/"),
+        ("/data/in/{a,b}.csv", "/data/in/"),
+    ],
+)
+def test_a_file_is_known_by_its_path_below_the_glob_root(pattern: str, root: str) -> None:
+    from ingest.sources.files import glob_root
+
+    assert glob_root(pattern) == root
