@@ -27,6 +27,18 @@ class CsvOptions(_Strict):
         None, description="Column name -> DuckDB type, to fix types instead of sniffing them."
     )
     all_varchar: bool = Field(False, description="Land every column as text (no inference).")
+    max_line_size_mb: int = Field(
+        16, ge=1, le=1024, description="Longest line (a row, quoted newlines included)."
+    )
+    strict_mode: bool | None = Field(
+        None,
+        description="Parse strictly (true), or tolerate mixed line endings and stray quotes "
+        "(false). Unset: strict, and lenient for a file whose dialect strict parsing cannot "
+        "detect (say CRLF with one LF row).",
+    )
+    null_padding: bool = Field(
+        False, description="A row with too few columns gets NULLs instead of quarantine."
+    )
 
 
 class Pagination(_Strict):
@@ -81,6 +93,11 @@ class TableConfig(_Strict):
         description="JSON sources: JSON Lines, an array of records, or auto "
         "(JSON Lines for .jsonl/.ndjson files).",
     )
+    json_max_depth: int = Field(
+        16, ge=1, le=64,
+        description="JSON and HTTP sources: nesting kept as structs and lists down to this "
+        "depth; deeper values land as JSON text.",
+    )  # fmt: skip
     table: str | None = Field(
         None, description="Database sources: the table in the database (default: name)."
     )
@@ -140,13 +157,13 @@ DATABASE_KINDS = ("sqlite", "postgres")
 COMMON_TABLE_OPTIONS = frozenset({"name", "primary_key", "write_disposition"})
 TABLE_OPTIONS: dict[str, frozenset[str]] = {
     "csv": frozenset({"path", "csv"}),
-    "json": frozenset({"path", "json_format"}),
+    "json": frozenset({"path", "json_format", "json_max_depth"}),
     "parquet": frozenset({"path"}),
     "documents": frozenset({"path"}),
     "sqlite": frozenset({"table", "cursor", "lag"}),
     "postgres": frozenset({"table", "cursor", "lag"}),
     "http": frozenset({"endpoint", "params", "records_path", "paginate", "cursor",
-                       "cursor_param"}),
+                       "cursor_param", "json_max_depth"}),
 }  # fmt: skip
 """Which table options each kind of source reads: any other is an error naming the key."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.config import DATABASE_KINDS, IngestSettings, SourceConfig, TableConfig
-from ingest.errors import IngestError
+from ingest.errors import IngestError, reason
 from ingest.sources import KINDS, Extract
 from ingest.sources.database import expand_tables
 from lake import (
@@ -182,7 +182,7 @@ def _land(
                 ).fetchone()
                 watermark = row[0] if row and row[0] is not None else state.watermark
         except duckdb.Error as exc:
-            raise IngestError(src.name, tbl.name, _first_line(exc), extract.description) from exc
+            raise IngestError(src.name, tbl.name, reason(exc), extract.description) from exc
         if written.rows == 0:  # no values: its sniffed types say nothing about the table
             change, divert, columns = None, None, []
         else:
@@ -267,9 +267,7 @@ def ingest_table(
             error = IngestError(src.name, tbl.name, f"did not finish in {timeout_s:g} s "
                                 "(ingest.table_timeout_s): stopped; its batch in flight was "
                                 "not committed")  # fmt: skip
-        report.error = _with_runbook(
-            src, error or IngestError(src.name, tbl.name, _first_line(exc))
-        )
+        report.error = _with_runbook(src, error or IngestError(src.name, tbl.name, reason(exc)))
         log.error("%s", report.error)  # one line; the traceback for a debugging session
         log.debug("%s.%s failed", src.name, tbl.name, exc_info=not error)
     finally:
@@ -316,8 +314,3 @@ def run_ingest(
     finally:
         shared.close()
     return IngestReport(failed + reports)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -1,8 +1,10 @@
 """CSV files (any delimiter, quoting, header or not, UTF-8 with or without BOM, Latin-1,
 UTF-16; plain, .gz or .zst), read by DuckDB's CSV reader.
 
-Rows that do not parse (ragged lines, bad quoting, undecodable bytes) are quarantined
-with file, line and reason; the rest of the file lands. A column whose type was sniffed
+Rows that do not parse (ragged lines, bad quoting, undecodable bytes, lines longer than
+`max_line_size_mb`) are quarantined with file, line and reason; the rest of the file
+lands. `""` stays an empty string (an empty field is NULL). A file whose dialect cannot be
+detected strictly (CRLF with a stray LF row) is read leniently. A column whose type was sniffed
 from a sample (say BIGINT) but holds text further down lands as text: the file is read
 again with that column as VARCHAR, nothing is truncated or rejected for it.
 """
@@ -21,9 +23,15 @@ from lake.duck import quote_str
 class CsvSource(FileSource):
     kind = "csv"
 
-    def _read_options(self) -> str:
+    def _read_options(self, strict: bool = True) -> str:
         o = self.table.csv
-        opts = [f"header={'true' if o.header else 'false'}", "filename=false"]
+        opts = [f"header={'true' if o.header else 'false'}", "filename=false",
+                "allow_quoted_nulls=false",  # `""` is an empty string, an empty field NULL
+                f"max_line_size={o.max_line_size_mb << 20}"]  # fmt: skip
+        if o.strict_mode is not None or not strict:
+            opts.append(f"strict_mode={'true' if strict and o.strict_mode else 'false'}")
+        if o.null_padding:
+            opts.append("null_padding=true")
         if o.delimiter is not None:
             opts.append(f"delim={quote_str(o.delimiter)}")
         if o.quote is not None:
@@ -47,11 +55,20 @@ class CsvSource(FileSource):
         types = ""
         if as_text:
             types = ", types={" + ", ".join(f"{quote_str(c)}: 'VARCHAR'" for c in as_text) + "}"
-        rel = con.sql(
-            f"SELECT * FROM read_csv({quote_str(filename)}, {self._read_options()}{types}, "
-            f"store_rejects=true, rejects_table={quote_str(rejects_table)}, "
-            f"rejects_scan={quote_str(rejects_scan)})"
-        )
+
+        def read(strict: bool) -> duckdb.DuckDBPyRelation:
+            return con.sql(
+                f"SELECT * FROM read_csv({quote_str(filename)}, {self._read_options(strict)}"
+                f"{types}, store_rejects=true, rejects_table={quote_str(rejects_table)}, "
+                f"rejects_scan={quote_str(rejects_scan)})"
+            )
+
+        try:
+            rel = read(strict=True)
+        except duckdb.InvalidInputException as exc:
+            if self.table.csv.strict_mode is not None or "sniffing" not in str(exc):
+                raise
+            rel = read(strict=False)  # mixed line endings: what a lenient parse is for
 
         def rejects() -> duckdb.DuckDBPyRelation | None:
             try:

@@ -24,7 +24,7 @@ import duckdb
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ingest.config import SourceConfig, TableConfig
-from ingest.errors import IngestError
+from ingest.errors import IngestError, reason
 from ingest.sources.base import Extract, Opened, Source
 from lake import TableState
 from lake.duck import quote_ident, quote_str
@@ -65,7 +65,7 @@ def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path)
         try:
             tries(con.execute, sql)
         except duckdb.Error as exc:
-            message = _first_line(exc)  # IngestError redacts the password
+            message = reason(exc)  # IngestError redacts the password
             attempts = tries.statistics.get("attempt_number", 1)
             after = f" (unreachable: {attempts} tries)" if _unreachable(exc) else ""
             raise IngestError(source.name, "(connection)",
@@ -252,7 +252,3 @@ class DatabaseSource(Source):
         meta: dict[str, Any] = {"mode": "incremental", "from": state.watermark, "to": newest}
         yield Extract(fingerprint, description, lambda c: Opened(c.sql(sql)), meta,
                       watermark_column=cursor)  # fmt: skip
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]

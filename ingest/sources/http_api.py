@@ -278,15 +278,16 @@ class HttpApiSource(Source):
             return
         meta = {"records": count, "from": state.watermark}
         watermark = state.watermark if newest is None else str(newest)
-        yield Extract(fingerprint, description, _opener(spool.name), meta,
+        opener = _opener(spool.name, self.table.json_max_depth)
+        yield Extract(fingerprint, description, opener, meta,
                       watermark_column=self.table.cursor, watermark=watermark)  # fmt: skip
 
 
-def _opener(spool: str) -> Callable[[duckdb.DuckDBPyConnection], Opened]:
+def _opener(spool: str, max_depth: int) -> Callable[[duckdb.DuckDBPyConnection], Opened]:
     def open_(con: duckdb.DuckDBPyConnection) -> Opened:
         stream = con.sql(
             f"SELECT * FROM read_json({quote_str(spool)}, format='newline_delimited', "
-            "sample_size=-1)"
+            f"sample_size=-1, maximum_depth={max_depth})"
         )
 
         def cleanup() -> None:

@@ -1,16 +1,22 @@
 """JSON files: JSON Lines, or a document holding an array of records (or one object).
 
-Nested objects stay nested (structs, lists); a field that is sometimes a number and
-sometimes text lands as JSON text, never as a truncated number. In JSON Lines, a line
-that is not valid JSON is quarantined with its line number and the rest of the file
-lands; a JSON document that does not parse fails the file.
+Nested objects stay nested (structs, lists) down to `json_max_depth` levels; deeper values
+land as JSON text (a 1,000-level document would otherwise make a batch DuckDB cannot read
+back). A field that is sometimes a number and sometimes text lands as JSON text, never as
+a truncated number. In JSON Lines, DuckDB reads a clean file in one pass; when it refuses
+one, each line is checked on its own: a line that is not valid UTF-8, not valid JSON, or
+repeats a key in an object is quarantined with its line number and reason, a byte order
+mark is dropped, and the other lines land. A JSON document that does not parse fails the
+file.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import tempfile
-import uuid
+from typing import Any
 
 import duckdb
 
@@ -18,7 +24,11 @@ from ingest.sources.base import Opened
 from ingest.sources.files import FileSource
 from lake.duck import quote_str
 
-RECORD_SEPARATOR = "chr(30)"  # splits a file into lines without interpreting them
+BOM = b"\xef\xbb\xbf"
+REJECTS_COLUMNS = (
+    "columns={source_file: 'VARCHAR', line: 'BIGINT', column_name: 'VARCHAR', "
+    "error_type: 'VARCHAR', raw_record: 'VARCHAR', reason: 'VARCHAR'}"
+)
 
 
 class JsonSource(FileSource):
@@ -30,64 +40,135 @@ class JsonSource(FileSource):
             (".jsonl", ".ndjson")
         ):
             fmt = "newline_delimited"
-        read = f"read_json({quote_str(filename)}, format={quote_str(fmt)})"
+        depth = self.table.json_max_depth
+        read = f"read_json({quote_str(filename)}, format={quote_str(fmt)}, maximum_depth={depth})"
         if fmt != "newline_delimited":
             return Opened(con.sql(f"SELECT * FROM {read}"))
+
+        def fallback() -> Opened:
+            return self._line_checked(con, filename)
+
         # one pass when every line parses; the line-by-line path only when one does not
         # (schema inference samples the file, so a bad line can fail here already)
-        fallback = _LineChecked(con, filename, read).opened
         try:
             return Opened(con.sql(f"SELECT * FROM {read}"), fallback=fallback)
         except duckdb.InvalidInputException:
             return fallback()
 
-
-class _LineChecked:
-    """JSON Lines with bad lines: split valid from invalid, land the valid ones."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, filename: str, read: str) -> None:
-        self.con, self.filename, self.read = con, filename, read
-        self.tag = uuid.uuid4().hex[:12]
-
-    def opened(self) -> Opened:
-        con, tag = self.con, self.tag
-        lines = (
-            f"read_csv({quote_str(self.filename)}, columns={{'raw': 'VARCHAR'}}, header=false, "
-            f"delim={RECORD_SEPARATOR}, quote='', escape='', auto_detect=false, "
-            "strict_mode=false, null_padding=false)"
+    def _line_checked(self, con: duckdb.DuckDBPyConnection, filename: str) -> Opened:
+        """Split the valid lines from the bad ones (streamed: memory is one line), land
+        the valid ones typed by the same inference as a clean file."""
+        valid = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            "wb", prefix="lakehouse-valid-", suffix=".jsonl", delete=False
         )
-        row = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-        con.execute("SET preserve_insertion_order = true")  # for line numbers
+        bad = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            "w", prefix="lakehouse-rejects-", suffix=".jsonl", delete=False
+        )
         try:
-            con.execute(
-                f"CREATE TEMP TABLE lines_{tag} AS "
-                f"SELECT row_number() OVER () AS line, raw FROM {lines}"
-            )
-        finally:  # as it was (the setting is the whole database's)
-            con.execute(f"SET preserve_insertion_order = {bool(row and row[0])}")
-        bad = con.execute(
-            f"SELECT count(*) FROM lines_{tag} WHERE raw IS NOT NULL AND trim(raw) <> '' "
-            "AND NOT json_valid(raw)"
-        ).fetchone()
-        if not bad or bad[0] == 0:
-            con.execute(f"DROP TABLE lines_{tag}")
-            return Opened(con.sql(f"SELECT * FROM {self.read}"))
-        # land the valid lines, typed by the same inference as a clean file
-        valid = os.path.join(tempfile.gettempdir(), f"lakehouse-valid-{tag}.jsonl")
-        con.execute(
-            f"COPY (SELECT raw FROM lines_{tag} WHERE json_valid(raw) ORDER BY line) "
-            f"TO {quote_str(valid)} "
-            f"(FORMAT csv, HEADER false, QUOTE '', DELIMITER {RECORD_SEPARATOR})"
-        )
-        rel = con.sql(f"SELECT * FROM read_json({quote_str(valid)}, format='newline_delimited')")
+            with valid, bad, self._open_binary(filename) as lines:
+                rejected = 0
+                for number, line in enumerate(lines, start=1):
+                    problem = _check_line(line, first=number == 1)
+                    if problem is None:
+                        valid.write(line.removeprefix(BOM) if number == 1 else line)
+                    elif problem != "":  # ("": a blank line, nothing to land or keep)
+                        rejected += 1
+                        error_type, why = problem.split(": ", 1)
+                        bad.write(json.dumps({
+                            "source_file": filename, "line": number, "column_name": None,
+                            "error_type": error_type, "reason": why,
+                            "raw_record": line.decode("utf-8", "replace").rstrip("\r\n")[:2000],
+                        }) + "\n")  # fmt: skip
+        except BaseException:
+            for path in (valid.name, bad.name):
+                os.unlink(path)
+            raise
 
-        def rejects() -> duckdb.DuckDBPyRelation:
+        depth = self.table.json_max_depth
+        if os.path.getsize(valid.name) == 0:
+            stream = con.sql("SELECT NULL::VARCHAR AS _empty WHERE false")
+        else:
+            stream = con.sql(f"SELECT * FROM read_json({quote_str(valid.name)}, "
+                             f"format='newline_delimited', maximum_depth={depth})")  # fmt: skip
+
+        def rejects() -> duckdb.DuckDBPyRelation | None:
+            if not rejected:
+                return None
             return con.sql(
-                f"SELECT {quote_str(self.filename)} AS source_file, line, "
-                "NULL::VARCHAR AS column_name, 'INVALID JSON' AS error_type, "
-                "raw AS raw_record, 'line is not valid JSON' AS reason "
-                f"FROM lines_{tag} WHERE raw IS NOT NULL AND trim(raw) <> '' "
-                "AND NOT json_valid(raw) ORDER BY line"
+                "SELECT source_file, line, column_name, error_type, raw_record, reason "
+                f"FROM read_json({quote_str(bad.name)}, format='newline_delimited', "
+                f"{REJECTS_COLUMNS}) ORDER BY line"
             )
 
-        return Opened(rel, rejects, cleanup=lambda: os.unlink(valid))
+        def cleanup() -> None:
+            for path in (valid.name, bad.name):
+                if os.path.exists(path):
+                    os.unlink(path)
+
+        return Opened(stream, rejects, cleanup=cleanup)
+
+    def _open_binary(self, filename: str) -> Any:
+        """The file's bytes, local or on S3, .gz and .zst decompressed (pyarrow)."""
+        from pyarrow import fs
+
+        compression = {".gz": "gzip", ".zst": "zstd"}.get(os.path.splitext(filename)[1])
+        if filename.startswith("s3://"):
+            s3 = self.lake.settings.s3
+            filesystem, path = (s3.pyarrow_fs() if s3 else fs.S3FileSystem()), filename[5:]
+        else:
+            filesystem, path = fs.LocalFileSystem(), filename
+        stream = filesystem.open_input_stream(path, compression=compression)
+        return io.BufferedReader(_Raw(stream), buffer_size=1 << 20)
+
+
+class _Raw(io.RawIOBase):
+    """A pyarrow input stream as a Python raw stream (for line iteration)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+def _check_line(line: bytes, first: bool) -> str | None:
+    """None for a good line, "" for a blank one, else "ERROR TYPE: reason"."""
+    if first:
+        line = line.removeprefix(BOM)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"INVALID UTF-8: byte {exc.start} is not UTF-8 ({line[exc.start : exc.start + 1]!r})"
+    if not text.strip():
+        return ""
+    try:
+        json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        return f"DUPLICATE KEY: key {exc.args[0]!r} appears twice in one object"
+    except RecursionError:
+        return None  # deeper than Python parses; DuckDB keeps the depth as JSON text
+    except ValueError as exc:
+        return f"INVALID JSON: line is not valid JSON ({exc})"
+    return None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
