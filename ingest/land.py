@@ -98,5 +98,9 @@ def _keep_rejects(con: duckdb.DuckDBPyConnection, opened: Opened) -> tuple[int, 
         )
     finally:
         con.execute(f"DROP VIEW IF EXISTS {view}")
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    # records, not errors: a line with two bad values is one quarantined row
+    row = con.execute(
+        f"SELECT count(DISTINCT (source_file, line)) + count(*) FILTER (WHERE line IS NULL) "
+        f"FROM {table}"
+    ).fetchone()
     return (int(row[0]) if row else 0), table

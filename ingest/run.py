@@ -192,7 +192,7 @@ def _land(
             extract.fingerprint, extract.description, key, written.rows, columns,
             extract.input, f"SELECT * FROM {written.rejects_table}" if written.rejects_table
             else None, written.rejected, state.watermark, watermark, tbl.disposition(src.kind),
-            list(tbl.primary_key), divert, change, run_id,
+            list(tbl.primary_key), divert, change, run_id, sniffed=src.kind in ("csv", "json"),
         )  # fmt: skip
         try:
             return commit_batch(con, lake.storage, state, new)

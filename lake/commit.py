@@ -67,6 +67,8 @@ class NewBatch:
     """Set to land the whole batch in quarantine instead, with this reason."""
     schema_change: str | None = None
     run_id: str | None = None
+    sniffed: bool = False
+    """Its types were guessed from its values (CSV, JSON): an empty one creates no table."""
 
 
 def new_load_id(fingerprint: str, now: datetime | None = None) -> str:
@@ -233,6 +235,8 @@ def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str
     itself became the table's."""
     cast: dict[str, str] = {}
     if table_columns(con, relation) is None:  # (the schema check grows with the catalog)
+        if new.rows == 0 and new.sniffed:
+            return True  # an empty first file: its guessed types would fix the table's
         con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{quote_ident(new.source)}")
         con.execute(f"CREATE TABLE {raw} AS SELECT * FROM read_parquet({quote_str(uri)}) LIMIT 0")
     elif new.rows == 0:

@@ -133,3 +133,22 @@ def test_a_schema_quarantine_makes_the_ingest_exit_3(tmp_path: Path) -> None:
     result = cli(project, "ingest")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "1 batch(es) quarantined: see `lakehouse quarantine list`" in result.stderr
+
+
+def test_an_empty_first_file_does_not_fix_the_table_s_types(tmp_path: Path) -> None:
+    """A header-only first file used to create the table with every column as text, and
+    under `freeze` that guess was the schema forever."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("id,name\n")
+    spec = {"lake": {"url": "lake"},
+            "sources": [{"name": "f", "kind": "csv", "schema_policy": "freeze",
+                         "tables": [{"name": "x", "path": "in/*.csv"}]}]}  # fmt: skip
+    (tmp_path / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(tmp_path / "lakehouse.yml", env={})
+    assert run_ingest(project.lake, project.spec.sources, project.base_dir).ok
+    (tmp_path / "in" / "b.csv").write_text("id,name\n1,a\n2,b\n")
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir)
+    assert report.ok and report.rows == 2, report.failures()
+    con = project.lake.connect()
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE lake.f.x)").fetchall())
+    assert types["id"] == "BIGINT"
