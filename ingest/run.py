@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from ingest.config import DATABASE_KINDS, IngestSettings, SourceConfig, TableConfig
 from ingest.errors import IngestError, reason
@@ -153,6 +161,47 @@ def _schema_policy(
     return change, None
 
 
+_STORE_BLINK = re.compile(
+    r"HTTP (?:Error: .*?returned HTTP )?5\d\d|Could not connect|Connection (?:refused|reset)|"
+    r"Could not establish|Unable to connect|timed out|EndpointConnectionError|SlowDown",
+    re.IGNORECASE,
+)
+
+
+def _land_through_blinks(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    src: SourceConfig,
+    tbl: TableConfig,
+    state: TableState,
+    extract: Extract,
+    run_id: str | None,
+) -> BatchRecord:
+    """`_land`, again from the input while an S3 lake's store blinks (restarting, 5xx,
+    unreachable) within its retry deadline: a batch is all or nothing, so trying again
+    never doubles rows. DuckDB retries a request, not a multipart upload a 500 broke."""
+    s3 = lake.settings.s3
+    if s3 is None:
+        return _land(con, lake, src, tbl, state, extract, run_id)
+
+    def blinked(exc: BaseException) -> bool:
+        return bool(_STORE_BLINK.search(f"{type(exc).__name__}: {exc}"))
+
+    def told(retry: RetryCallState) -> None:
+        error = retry.outcome.exception() if retry.outcome else None
+        log.warning("%s.%s: %s: the lake's store did not answer (%s); trying again",
+                    src.name, tbl.name, extract.description,
+                    reason(error) if error else "")  # fmt: skip
+
+    for attempt in Retrying(
+        retry=retry_if_exception(blinked), stop=stop_after_delay(s3.retry_deadline_s),
+        wait=wait_exponential(multiplier=0.25, max=8), before_sleep=told, reraise=True,
+    ):  # fmt: skip
+        with attempt:
+            return _land(con, lake, src, tbl, state, extract, run_id)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _land(
     con: duckdb.DuckDBPyConnection,
     lake: Lake,
@@ -205,7 +254,10 @@ def _land(
                         extract.description, exc)  # fmt: skip
             return commit_batch(con, lake.storage, state, new)
     except BaseException:
-        lake.storage.delete(key)  # never committed: no table references it
+        try:
+            lake.storage.delete(key)  # never committed: no table references it
+        except Exception as exc:  # (the store is down: `lakehouse maintain` deletes it later)
+            log.warning("%s.%s: could not delete %s: %s", src.name, tbl.name, key, reason(exc))
         raise
     finally:
         if written is not None and written.rejects_table:
@@ -253,7 +305,7 @@ def ingest_table(
                     )  # fmt: skip
                     continue
                 t0 = time.monotonic()
-                record = _land(con, lake, src, tbl, state, extract, run_id)
+                record = _land_through_blinks(con, lake, src, tbl, state, extract, run_id)
                 report.batches.append(record)
                 log.info(
                     "%s.%s: landed %s: %s rows%s in %.1fs",

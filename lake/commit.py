@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ from lake.storage import Storage
 
 FAILPOINT_ENV = "LAKEHOUSE_FAILPOINT"  # test hook: crash at a named step (see tests)
 LINEAGE_COLUMNS = ("_load_id", "_source_file", "_ingested_at")
+
+log = logging.getLogger("lakehouse.lake")
 
 
 class SchemaConflict(LakeError):
@@ -220,8 +223,11 @@ def commit_batch(
 
     commit()
     failpoint("after_commit")
-    if any(copied):
-        storage.delete(new.file_key)  # its rows were copied in (inlined, or cast)
+    if any(copied):  # its rows were copied in (inlined, or cast): the file is an orphan
+        try:
+            storage.delete(new.file_key)
+        except Exception:  # (committed: nothing may fail now; `lakehouse maintain` sweeps it)
+            log.warning("%s.%s: could not delete %s yet", new.source, new.table, new.file_key)
     state.batches.append(record)
     if record.in_raw_zone and new.watermark is not None:
         state.watermark = new.watermark

@@ -8,6 +8,7 @@ dbt (`dbt_env`, read by `dbt_project/profiles.yml`) and GX (`duckdb_config`).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from lake.errors import LakeConfigError
 
 LAKE_URL_ENV = "LAKEHOUSE_LAKE_URL"
 CATALOG_ENV = "LAKEHOUSE_CATALOG"
+RETRY_ENV = "LAKEHOUSE_S3_RETRY_S"
 DEFAULT_LAKE = "data/lake"
 TABLES_DIR = "tables"  # DuckLake's DATA_PATH, below the lake URL
 
@@ -38,6 +40,9 @@ class S3Settings:
     """Secret key (`AWS_SECRET_ACCESS_KEY`); never printed."""
     session_token: str | None = field(default=None, repr=False)
     """Session token (`AWS_SESSION_TOKEN`), for temporary credentials."""
+    retry_deadline_s: float = 30.0
+    """How long an object-store call keeps retrying a transient error (connection refused,
+    timeout, 5xx, throttling) with doubling waits (`LAKEHOUSE_S3_RETRY_S`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
@@ -53,7 +58,20 @@ class S3Settings:
             access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
             session_token=env.get("AWS_SESSION_TOKEN") or None,
+            retry_deadline_s=_seconds(env, RETRY_ENV, 30.0),
         )
+
+    def retry_plan(self) -> tuple[int, int]:
+        """(retries, first wait in ms): waits doubling from 250 ms that add up to the
+        deadline (30 s: 7 retries, 31.75 s)."""
+        retries = max(1, math.ceil(math.log2(self.retry_deadline_s / 0.25 + 1)))
+        return retries, 250
+
+    def duckdb_retry_sql(self) -> str:
+        """DuckDB's httpfs, as patient as boto3 (its default gives up after 2.1 s)."""
+        retries, wait_ms = self.retry_plan()
+        return (f"SET http_retries = {retries}; SET http_retry_wait_ms = {wait_ms}; "
+                "SET http_retry_backoff = 2")  # fmt: skip
 
     # -- derived forms, one per tool --------------------------------------------------
     @property
@@ -83,7 +101,7 @@ class S3Settings:
             "aws_session_token": self.session_token,
             "config": Config(
                 s3={"addressing_style": "path" if self.endpoint_url else "auto"},
-                retries={"max_attempts": 5, "mode": "standard"},
+                retries={"max_attempts": self.retry_plan()[0] + 1, "mode": "standard"},
             ),
         }
 
@@ -134,7 +152,9 @@ class S3Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """The standard variables that `dbt_project/profiles.yml` reads."""
-        env = {"AWS_REGION": self.region}
+        retries, wait_ms = self.retry_plan()
+        env = {"AWS_REGION": self.region, "LAKEHOUSE_HTTP_RETRIES": str(retries),
+               "LAKEHOUSE_HTTP_RETRY_WAIT_MS": str(wait_ms)}  # fmt: skip
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
         if self.access_key_id:
@@ -249,3 +269,16 @@ def _catalog(value: str | None, default: Path, base_dir: Path) -> str:
 
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise LakeConfigError(f"{name}={value!r}: expected a number of seconds") from None
+    if seconds < 0:
+        raise LakeConfigError(f"{name}={value!r}: expected a number of seconds >= 0")
+    return seconds

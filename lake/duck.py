@@ -61,6 +61,7 @@ def connect(
     con.execute("SET enable_progress_bar = false")  # a library draws no bars on stderr
     if settings is not None and settings.s3 is not None:
         con.execute(settings.s3.duckdb_secret_sql())
+        con.execute(settings.s3.duckdb_retry_sql())
     if settings is not None and attach:
         attach_lake(
             con, settings, read_only=lake_read_only or snapshot is not None, snapshot=snapshot

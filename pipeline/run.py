@@ -27,9 +27,10 @@ import duckdb
 
 from expectations import GateFailed, GateResult
 from ingest import IngestReport, run_ingest
+from ingest.errors import reason
 from lake import Holder, layout
 from lake.publish import publications, published_stack
-from lake.redact import redact_all
+from lake.redact import redact, redact_all
 from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
@@ -37,6 +38,8 @@ from pipeline.serve import build_snapshot, publish
 from pipeline.transform import build, source_files, source_freshness
 
 log = logging.getLogger("lakehouse.run")
+PENDING_RUNS = "runs-pending"
+"""Run records the lake's store did not take, in the warehouse folder until it does."""
 STAGES = ("ingest", "check_raw", "build", "check_marts", "publish")
 
 
@@ -341,22 +344,40 @@ def _monitor(project: Project, record: RunRecord) -> None:
         sent = monitor.notify(project, record.run_id, firing, healthy)
         record.monitor = {**measured, "firing": [a.key for a in firing],
                           "alerted": [asdict(a) for a in sent]}  # fmt: skip
-    except Exception:
-        log.exception("monitoring after run %s failed", record.run_id)
+    except Exception as exc:  # (the lake's store down, say: the record still gets saved)
+        log.error("monitoring after run %s failed: %s", record.run_id, reason(exc))
+        log.debug("monitoring failed", exc_info=True)
 
 
 def save_run(project: Project, record: RunRecord) -> None:
-    project.lake.storage.write_bytes(
-        layout.run_key(record.run_id),
-        json.dumps(redact_all(asdict(record)), indent=1, default=str).encode(),
-    )
+    """Into the lake; when its store does not answer (the outage that failed the run,
+    maybe), into the warehouse folder, sent on by the next run that can. Every run leaves
+    its record."""
+    data = json.dumps(redact_all(asdict(record)), indent=1, default=str).encode()
+    pending = project.warehouse_dir / PENDING_RUNS
+    try:
+        project.lake.storage.write_bytes(layout.run_key(record.run_id), data)
+    except Exception as exc:
+        pending.mkdir(parents=True, exist_ok=True)
+        (pending / f"{record.run_id}.json").write_bytes(data)
+        log.error("run %s: the lake did not take its record (%s): kept in %s until it does",
+                  record.run_id, redact(reason(exc)), pending)  # fmt: skip
+        return
+    for path in sorted(pending.glob("*.json")) if pending.is_dir() else []:
+        project.lake.storage.write_bytes(layout.run_key(path.stem), path.read_bytes())
+        path.unlink()
 
 
 def last_runs(project: Project, limit: int = 5) -> list[dict[str, Any]]:
-    keys = sorted(project.lake.storage.list(layout.RUNS))[-limit:]
+    """The latest run records, those still waiting in the warehouse folder included."""
+    pending = project.warehouse_dir / PENDING_RUNS
+    local = {p.stem: p for p in pending.glob("*.json")} if pending.is_dir() else {}
+    keys = sorted(project.lake.storage.list(layout.RUNS))
+    ids = sorted({k.rsplit("/", 1)[-1].removesuffix(".json") for k in keys} | set(local))
     runs = []
-    for key in keys:
-        data = project.lake.storage.read_bytes(key)
+    for run_id in ids[-limit:]:
+        data = (local[run_id].read_bytes() if run_id in local
+                else project.lake.storage.read_bytes(layout.run_key(run_id)))  # fmt: skip
         if data:
             runs.append(json.loads(data))
     return runs

@@ -55,13 +55,14 @@ def s3_client(env: dict[str, str]) -> Any:
 
 
 @contextlib.contextmanager
-def seaweedfs_server(root: Path) -> Iterator[dict[str, str]]:
-    """Run `weed server` with S3 under `root`; yields the standard AWS_* variables."""
+def seaweedfs_server(root: Path, ports_from: int | None = None) -> Iterator[dict[str, str]]:
+    """Run `weed server` with S3 under `root`; yields the standard AWS_* variables. The
+    same `root` and `ports_from` start it again on its data (an outage, then recovery)."""
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(parents=True, exist_ok=True)
-    base = _free_port_block()
+    base = ports_from or _free_port_block()
     s3_port, master, volume, filer = base, base + 1, base + 2, base + 3
-    log = open(root / "server.log", "wb")  # noqa: SIM115
+    log = open(root / "server.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [
             weed_binary(), f"-logdir={root / 'logs'}", "server", f"-dir={root / 'data'}",
