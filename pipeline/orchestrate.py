@@ -68,13 +68,13 @@ def _raw_asset(project: Project, source: str, table: str) -> dg.AssetsDefinition
 
         report = run_ingest(project.lake, project.spec.sources, project.base_dir,
                             project.spec.ingest, only=[f"{source}.{table}"],
-                            run_id=context.run_id)  # fmt: skip
+                            run_id=context.run.run_id)  # fmt: skip
         if not report.ok:
             raise dg.Failure("; ".join(report.failures()))
         [t] = report.tables
         yield dg.MaterializeResult(asset_key=key, metadata={
             "batches": len(t.batches), "rows": t.rows, "quarantined": t.quarantined})  # fmt: skip
-        gate = check_raw(project, run_id=context.run_id, tables={f"{source}.{table}"})
+        gate = check_raw(project, run_id=context.run.run_id, tables={f"{source}.{table}"})
         yield dg.AssetCheckResult(
             asset_key=key, check_name="raw_gate", passed=gate.ok,
             metadata={"expectations": len(gate.results),
@@ -100,7 +100,7 @@ def _dbt_asset(project: Project, manifest: dict[str, Any]) -> dg.AssetsDefinitio
 
         chosen = {by_key[k]: k for k in context.selected_asset_keys if k in by_key}
         selected = sorted(nodes[uid]["name"] for uid in chosen)
-        with project.lake.run_lock(Holder(f"dagster-{context.run_id}"), RUN_LOCK_WAIT_S):
+        with project.lake.run_lock(Holder(f"dagster-{context.run.run_id}"), RUN_LOCK_WAIT_S):
             result = build(project, select=" ".join(selected))
         if not result.ok:
             raise dg.Failure("dbt: " + "; ".join(result.failures))
@@ -122,7 +122,7 @@ def _publish_asset(project: Project, marts: list[dg.AssetKey]) -> dg.AssetsDefin
         from pipeline.serve import build_snapshot
         from pipeline.serve import publish as publish_marts
 
-        with project.lake.run_lock(Holder(f"dagster-{context.run_id}"), RUN_LOCK_WAIT_S):
+        with project.lake.run_lock(Holder(f"dagster-{context.run.run_id}"), RUN_LOCK_WAIT_S):
             snapshot = build_snapshot(project)
             gate = check_marts(project, snapshot)
             yield dg.AssetCheckResult(asset_key=PUBLISH, check_name="mart_gate",
@@ -131,7 +131,7 @@ def _publish_asset(project: Project, marts: list[dg.AssetKey]) -> dg.AssetsDefin
             if not gate.ok:
                 raise dg.Failure("mart gate failed: " + "; ".join(
                     r.describe() for r in gate.blocking[:10]))  # fmt: skip
-            done = publish_marts(project, context.run_id, snapshot=snapshot)  # gated above
+            done = publish_marts(project, context.run.run_id, snapshot=snapshot)  # gated above
         yield dg.MaterializeResult(asset_key=PUBLISH, metadata={
             "marts": done.marts, "snapshot": done.build_snapshot})  # fmt: skip
 

@@ -36,7 +36,7 @@ def test_dagster_materialises_a_source_its_models_and_publish(
     # the dbt models read the raw assets: dagster-dbt's source keys are the raw tables'
     assert iot in graph.get(dg.AssetKey(["staging", "stg_iot__sensor_readings"])).parent_keys
 
-    selection = dg.AssetSelection.keys(iot).downstream()
+    selection = dg.AssetSelection.assets(iot).downstream()
     result = dg.materialize(
         defs.assets,  # type: ignore[arg-type]
         selection=selection,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -30,16 +31,16 @@ def _warehouse(project: Project, build_db: Path | None = None) -> duckdb.DuckDBP
     return con
 
 
-def _tables(project: Project, build_db: Path, snapshot: int) -> dict[str, set[tuple]]:
+def _tables(project: Project, build_db: Path, snapshot: int) -> dict[str, Counter[tuple]]:
     """The compared models: staging from a copy of the build database, the marts as of
-    a lake snapshot."""
+    a lake snapshot; each as a multiset of rows (a set would hide a duplicated row)."""
     con = _warehouse(project, build_db)
     try:
         out = {}
         for name in COMPARED:
             relation = (f"build.staging.{name}" if name.startswith("stg_")
                         else f"{name} AT (VERSION => {snapshot})")  # fmt: skip
-            out[name] = set(con.execute(f"SELECT * FROM {relation}").fetchall())
+            out[name] = Counter(con.execute(f"SELECT * FROM {relation}").fetchall())
         return out
     finally:
         con.close()

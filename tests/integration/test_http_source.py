@@ -221,6 +221,17 @@ def test_api_key_in_query_is_never_landed_or_printed(tmp_path: Path) -> None:
         files = con.execute("SELECT DISTINCT _source_file FROM lake.vendor.reviews").fetchall()
         assert files == [(f"{api.url}/reviews",)]  # no key in the lineage
         assert all(f"api_key={API_KEY}" in p for _, p, _ in api.log)  # yet it was sent
+        columns = con.execute(
+            "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+            "WHERE database_name = 'lake'"
+        ).fetchall()
+        assert len(columns) > 20  # raw, batch log, rejected rows, run records...
+        for schema, table, column in columns:  # every column of every table, not one
+            hits = con.execute(
+                f'SELECT count(*) FROM lake."{schema}"."{table}" '
+                f'WHERE contains("{column}"::VARCHAR, ?)', [API_KEY]
+            ).fetchone()  # fmt: skip
+            assert hits == (0,), (schema, table, column)
 
 
 def test_an_api_that_only_sends_garbage_fails_clearly(tmp_path: Path) -> None:
