@@ -27,7 +27,9 @@ class CsvSource(FileSource):
         o = self.table.csv
         opts = [f"header={'true' if o.header else 'false'}", "filename=false",
                 "allow_quoted_nulls=false",  # `""` is an empty string, an empty field NULL
-                f"max_line_size={o.max_line_size_mb << 20}"]  # fmt: skip
+                # DuckDB's buffer defaults to 16 lines: 256 MB a thread at 16 MB lines
+                f"max_line_size={o.max_line_size_mb << 20}",
+                f"buffer_size={max(o.max_line_size_mb << 20, 32 << 20)}"]  # fmt: skip
         if o.strict_mode is not None or not strict:
             opts.append(f"strict_mode={'true' if strict and o.strict_mode else 'false'}")
         if o.null_padding:
