@@ -93,6 +93,10 @@ class TableConfig(_Strict):
         description="JSON sources: JSON Lines, an array of records, or auto "
         "(JSON Lines for .jsonl/.ndjson files).",
     )
+    max_text_mb: int = Field(
+        64, ge=1, description="Documents sources: text is extracted from files up to this "
+        "size; larger ones land with `extraction_error: too large` (their bytes are kept).",
+    )  # fmt: skip
     json_max_depth: int = Field(
         16, ge=1, le=64,
         description="JSON and HTTP sources: nesting kept as structs and lists down to this "
@@ -159,7 +163,7 @@ TABLE_OPTIONS: dict[str, frozenset[str]] = {
     "csv": frozenset({"path", "csv"}),
     "json": frozenset({"path", "json_format", "json_max_depth"}),
     "parquet": frozenset({"path"}),
-    "documents": frozenset({"path"}),
+    "documents": frozenset({"path", "max_text_mb"}),
     "sqlite": frozenset({"table", "cursor", "lag"}),
     "postgres": frozenset({"table", "cursor", "lag"}),
     "http": frozenset({"endpoint", "params", "records_path", "paginate", "cursor",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
+import shutil
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -41,6 +42,10 @@ class Storage(ABC):
     @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write an object atomically (readers see the old object or the new one)."""
+
+    @abstractmethod
+    def write_file(self, key: str, path: str) -> None:
+        """A local file's bytes under `key`, streamed (memory does not grow with it)."""
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
@@ -86,6 +91,15 @@ class LocalStorage(Storage):
             os.fsync(fh.fileno())
         os.replace(tmp, path)
 
+    def write_file(self, key: str, path: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(path, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
@@ -128,6 +142,9 @@ class S3Storage(Storage):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.settings.bucket, Key=self._key(key), Body=data)
+
+    def write_file(self, key: str, path: str) -> None:
+        self.client.upload_file(path, self.settings.bucket, self._key(key))  # multipart
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -13,6 +13,7 @@ import hashlib
 import io
 import mimetypes
 import posixpath
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,7 @@ SCHEMA = pa.schema([
     ("text", pa.string()), ("extraction_error", pa.string()), ("original_key", pa.string()),
 ])  # fmt: skip
 ROWS_PER_BATCH = 64
+CHUNK = 4 << 20
 
 
 def media_type(name: str, head: bytes) -> str:
@@ -64,13 +66,6 @@ class DocumentSource(FileSource):
 
     def open_file(self, con: duckdb.DuckDBPyConnection, filename: str) -> Opened:
         return Opened(self._rows(con, [[filename]]))
-
-    def _read(self, con: duckdb.DuckDBPyConnection, filename: str) -> bytes:
-        if filename.startswith("s3://"):
-            row = con.execute("SELECT content FROM read_blob(?)", [filename]).fetchone()
-            return bytes(row[0]) if row else b""
-        with open(filename, "rb") as fh:
-            return fh.read()
 
     def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
         last: dict[str, tuple[Any, Any, str]] = {}  # path -> the content last landed
@@ -112,18 +107,35 @@ class DocumentSource(FileSource):
         return pa.RecordBatchReader.from_batches(SCHEMA, batches())
 
     def _row(self, con: duckdb.DuckDBPyConnection, filename: str) -> dict[str, Any]:
+        """One file, streamed: hashed and spooled in 4 MB chunks, its text extracted only
+        up to `max_text_mb` (memory is bounded by that, whatever the file's size)."""
         name = posixpath.basename(filename)
-        try:
-            data = self._read(con, filename)
-        except (OSError, duckdb.Error) as exc:
-            return {"path": filename, "file_name": name,
-                    "extraction_error": f"could not read: {exc}"[:500]}  # fmt: skip
-        sha = hashlib.sha256(data).hexdigest()
-        kind = media_type(name, data[:8])
-        text, pages, error = extract_text(data, kind)
-        key = layout.original_file_key(self.source.name, self.table.name, sha, name)
-        if not self.lake.storage.exists(key):
-            self.lake.storage.write_bytes(key, data)  # content-addressed: safe to repeat
-        return {"path": filename, "file_name": name, "size_bytes": len(data), "sha256": sha,
+        cap = self.table.max_text_mb << 20
+        with tempfile.NamedTemporaryFile(prefix="lakehouse-doc-") as spool:
+            try:
+                sha, size, head = hashlib.sha256(), 0, b""
+                with self.open_binary(filename) as stream:
+                    while chunk := stream.read(CHUNK):
+                        head = head or chunk[:8]
+                        sha.update(chunk)
+                        spool.write(chunk)
+                        size += len(chunk)
+                spool.flush()
+            except OSError as exc:
+                return {"path": filename, "file_name": name,
+                        "extraction_error": f"could not read: {exc}"[:500]}  # fmt: skip
+            digest, kind = sha.hexdigest(), media_type(name, head)
+            text: str | None = None
+            pages: int | None = None
+            error: str | None = (
+                f"too large: {size / 2**20:.0f} MB; text is extracted from files up to "
+                f"{self.table.max_text_mb} MB (max_text_mb)")  # fmt: skip
+            if size <= cap:
+                spool.seek(0)
+                text, pages, error = extract_text(spool.read(), kind)
+            key = layout.original_file_key(self.source.name, self.table.name, digest, name)
+            if not self.lake.storage.exists(key):  # content-addressed: safe to repeat
+                self.lake.storage.write_file(key, spool.name)
+        return {"path": filename, "file_name": name, "size_bytes": size, "sha256": digest,
                 "media_type": kind, "page_count": pages, "text": text,
                 "extraction_error": error, "original_key": key}  # fmt: skip

@@ -10,6 +10,8 @@ Files whose size and mtime match their last landing are not even re-read.
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
@@ -106,9 +108,41 @@ class FileSource(Source):
             }  # fmt: skip
             yield Extract(fingerprint, filename, self._opener(filename), meta, input_key=key)
 
+    def open_binary(self, filename: str) -> Any:
+        """The file's bytes, local or on S3, .gz and .zst decompressed (pyarrow)."""
+        from pyarrow import fs
+
+        compression = {".gz": "gzip", ".zst": "zstd"}.get(os.path.splitext(filename)[1])
+        if filename.startswith("s3://"):
+            s3 = self.lake.settings.s3
+            filesystem, path = (s3.pyarrow_fs() if s3 else fs.S3FileSystem()), filename[5:]
+        else:
+            filesystem, path = fs.LocalFileSystem(), filename
+        stream = filesystem.open_input_stream(path, compression=compression)
+        return io.BufferedReader(_Raw(stream), buffer_size=1 << 20)
+
     def _opener(self, filename: str) -> Callable[[duckdb.DuckDBPyConnection], Opened]:
         return lambda con: self.open_file(con, filename)
 
     @abstractmethod
     def open_file(self, con: duckdb.DuckDBPyConnection, filename: str) -> Opened:
         """The file's records as a stream, and its bad records once it is consumed."""
+
+
+class _Raw(io.RawIOBase):
+    """A pyarrow input stream as a Python raw stream (for line iteration)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()

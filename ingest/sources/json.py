@@ -12,7 +12,6 @@ file.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -65,7 +64,7 @@ class JsonSource(FileSource):
             "w", prefix="lakehouse-rejects-", suffix=".jsonl", delete=False
         )
         try:
-            with valid, bad, self._open_binary(filename) as lines:
+            with valid, bad, self.open_binary(filename) as lines:
                 rejected = 0
                 for number, line in enumerate(lines, start=1):
                     problem = _check_line(line, first=number == 1)
@@ -106,38 +105,6 @@ class JsonSource(FileSource):
                     os.unlink(path)
 
         return Opened(stream, rejects, cleanup=cleanup)
-
-    def _open_binary(self, filename: str) -> Any:
-        """The file's bytes, local or on S3, .gz and .zst decompressed (pyarrow)."""
-        from pyarrow import fs
-
-        compression = {".gz": "gzip", ".zst": "zstd"}.get(os.path.splitext(filename)[1])
-        if filename.startswith("s3://"):
-            s3 = self.lake.settings.s3
-            filesystem, path = (s3.pyarrow_fs() if s3 else fs.S3FileSystem()), filename[5:]
-        else:
-            filesystem, path = fs.LocalFileSystem(), filename
-        stream = filesystem.open_input_stream(path, compression=compression)
-        return io.BufferedReader(_Raw(stream), buffer_size=1 << 20)
-
-
-class _Raw(io.RawIOBase):
-    """A pyarrow input stream as a Python raw stream (for line iteration)."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self.stream.close()
-        super().close()
 
 
 def _check_line(line: bytes, first: bool) -> str | None:

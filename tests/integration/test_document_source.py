@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import yaml
@@ -53,3 +54,31 @@ def test_text_and_pdf_files_become_rows_and_originals(tmp_path: Path) -> None:
     (d / "ticket-3.txt").write_text("Where is my parcel?")
     third = run_ingest(project.lake, project.spec.sources, project.base_dir)
     assert third.rows == 1  # only the new file
+
+
+def test_a_document_over_the_text_cap_keeps_its_bytes_not_its_text(tmp_path: Path) -> None:
+    """Files are hashed and stored as a stream; text is extracted up to `max_text_mb`."""
+    d = tmp_path / "in"
+    d.mkdir()
+    big = d / "export.txt"
+    with open(big, "wb") as fh:  # 3 MB of text, over a 1 MB cap
+        for i in range(30_000):
+            fh.write(f"line {i:08d} of a large export, padded to a hundred bytes.{' ' * 32}\n"
+                     .encode())  # fmt: skip
+    (d / "small.txt").write_text("fits")
+    spec = {"lake": {"url": str(tmp_path / "lake")},
+            "sources": [{"name": "support", "kind": "documents", "tables": [
+                {"name": "docs", "path": str(d / "*"), "max_text_mb": 1}]}]}  # fmt: skip
+    (tmp_path / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(tmp_path / "lakehouse.yml", env={})
+    assert run_ingest(project.lake, project.spec.sources, project.base_dir).rows == 2
+    con = project.lake.connect()
+    rows = {r[0]: r[1:] for r in con.execute(
+        "SELECT file_name, text, extraction_error, size_bytes, sha256, original_key "
+        "FROM lake.support.docs").fetchall()}  # fmt: skip
+    text, error, size, sha, key = rows["export.txt"]
+    assert text is None and error.startswith("too large: 3 MB") and "max_text_mb" in error
+    assert size == big.stat().st_size
+    assert sha == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert project.lake.storage.read_bytes(key) == big.read_bytes()
+    assert rows["small.txt"][0] == "fits"
