@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ingest.sources import Opened
 from lake import LINEAGE_COLUMNS
-from lake.duck import quote_str
+from lake.duck import quote_ident, quote_str
 
 __all__ = ["LINEAGE_COLUMNS", "Written", "write_batch"]
 
@@ -72,8 +72,14 @@ def _copy(
     else:
         opened.stream.create_view(view, replace=True)
     try:
+        # Parquet has no 128-bit integer: DuckDB would write HUGEINT as DOUBLE and lose
+        # digits (-9007199254740993 landed as ...992.0); DECIMAL(38, 0) keeps them all
+        wide = [c for c, t in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {view})")
+                .fetchall() if t in ("HUGEINT", "UHUGEINT")]  # fmt: skip
+        exact = (" REPLACE (" + ", ".join(f"{quote_ident(c)}::DECIMAL(38, 0) AS {quote_ident(c)}"
+                                          for c in wide) + ")") if wide else ""  # fmt: skip
         row = con.execute(
-            f"COPY (SELECT *, {lineage} FROM {view}) TO {quote_str(data_uri)} "
+            f"COPY (SELECT *{exact}, {lineage} FROM {view}) TO {quote_str(data_uri)} "
             "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880, "
             f"KV_METADATA {{lakehouse_load_id: {quote_str(load_id)}}})"
         ).fetchone()

@@ -240,16 +240,25 @@ def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str
     inlined, batches cast to the table's types rewritten), False when the batch's file
     itself became the table's."""
     cast: dict[str, str] = {}
+    # DuckLake 1.5.5 inlines a struct's text wrongly (`'` came back as ''): a table with
+    # structs keeps its rows in Parquet files, however few
+    structs = any("STRUCT(" in t or "MAP(" in t for _, t in new.columns)
     if table_columns(con, relation) is None:  # (the schema check grows with the catalog)
         if new.rows == 0 and new.sniffed:
             return True  # an empty first file: its guessed types would fix the table's
         con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{quote_ident(new.source)}")
         con.execute(f"CREATE TABLE {raw} AS SELECT * FROM read_parquet({quote_str(uri)}) LIMIT 0")
+        inline = inline and not structs  # (a new table's settings wait for its commit)
     elif new.rows == 0:
         return True  # an empty batch: recorded, nothing to add
     else:
         cast = _evolve(con, relation, [[c, t] for c, t in _file_columns(con, uri)],
                        f"read_parquet({quote_str(uri)})")  # fmt: skip
+        if structs and (inline or cast):
+            con.execute(
+                "CALL lake.set_option('data_inlining_row_limit', 0, "
+                f"schema => {quote_str(new.source)}, table_name => {quote_str(new.table)})"
+            )
     if inline or cast:  # rows copied in (small, or cast to the table's types)
         replace = ", ".join(f"{quote_ident(c)}::{t} AS {quote_ident(c)}" for c, t in cast.items())
         con.execute(
