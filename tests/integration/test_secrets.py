@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import pytest
 import yaml
 
 from pipeline.config import Project, load_project
@@ -116,4 +117,31 @@ def test_no_secret_in_any_output_of_a_failing_ingest(
         for value in values
         if value.encode() in content
     ]
+    assert hits == []
+
+
+@pytest.mark.slow
+def test_no_secret_in_anything_a_full_run_writes(make_project, postgres: str) -> None:
+    """The whole pipeline (ingest, gates, dbt, Data Docs, publish, alerts), with a source
+    down whose password holds every awkward character, and the vendor API's token."""
+    project = make_project()
+    spec = yaml.safe_load(project.path.read_text())
+    spec["sources"].append({
+        "name": "down", "kind": "postgres", "tables": [{"name": "t"}],
+        "database": {"url": "postgresql://nobody:${DOWN_DB_PASSWORD}@127.0.0.1:1/none",
+                     "connect_retries": 0}})  # fmt: skip
+    project.path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    token = next(s["http"]["auth"]["token"] for s in spec["sources"] if s["kind"] == "http")
+    done = cli(project, "-v", "run", env={"DOWN_DB_PASSWORD": PASSWORD}, timeout=1200)
+    assert done.returncode == 2, done.stderr[-2000:]  # partial: the others went on
+    printed = done.stdout + done.stderr
+    secrets = {"database password": forms(PASSWORD, "w/rd"), "API token": forms(token, token)}
+    hits = [
+        (what, str(path))
+        for path in [p for p in project.base_dir.rglob("*") if p.is_file()]
+        if path != project.path
+        for what, values in secrets.items()
+        for value in values
+        if value.encode() in path.read_bytes()
+    ] + [(what, "output") for what, values in secrets.items() for v in values if v in printed]
     assert hits == []
