@@ -168,37 +168,29 @@ _STORE_BLINK = re.compile(
 )
 
 
-def _land_through_blinks(
-    con: duckdb.DuckDBPyConnection,
-    lake: Lake,
-    src: SourceConfig,
-    tbl: TableConfig,
-    state: TableState,
-    extract: Extract,
-    run_id: str | None,
-) -> BatchRecord:
-    """`_land`, again from the input while an S3 lake's store blinks (restarting, 5xx,
-    unreachable) within its retry deadline: a batch is all or nothing, so trying again
-    never doubles rows. DuckDB retries a request, not a multipart upload a 500 broke."""
+def _through_blinks(lake: Lake, where: str, land: Callable[[], BatchRecord]) -> BatchRecord:
+    """`land` a batch, again from its input while an S3 lake's store blinks (restarting,
+    5xx, unreachable) within its retry deadline: a batch is all or nothing, so trying
+    again never doubles rows. DuckDB retries a request, not a multipart upload a 500
+    broke."""
     s3 = lake.settings.s3
     if s3 is None:
-        return _land(con, lake, src, tbl, state, extract, run_id)
+        return land()
 
     def blinked(exc: BaseException) -> bool:
         return bool(_STORE_BLINK.search(f"{type(exc).__name__}: {exc}"))
 
     def told(retry: RetryCallState) -> None:
         error = retry.outcome.exception() if retry.outcome else None
-        log.warning("%s.%s: %s: the lake's store did not answer (%s); trying again",
-                    src.name, tbl.name, extract.description,
-                    reason(error) if error else "")  # fmt: skip
+        log.warning("%s: the lake's store did not answer (%s); trying again",
+                    where, reason(error) if error else "")  # fmt: skip
 
     for attempt in Retrying(
         retry=retry_if_exception(blinked), stop=stop_after_delay(s3.retry_deadline_s),
         wait=wait_exponential(multiplier=0.25, max=8), before_sleep=told, reraise=True,
     ):  # fmt: skip
         with attempt:
-            return _land(con, lake, src, tbl, state, extract, run_id)
+            return land()
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -305,7 +297,11 @@ def ingest_table(
                     )  # fmt: skip
                     continue
                 t0 = time.monotonic()
-                record = _land_through_blinks(con, lake, src, tbl, state, extract, run_id)
+                record = _through_blinks(
+                    lake,
+                    f"{src.name}.{tbl.name}: {extract.description}",
+                    lambda: _land(con, lake, src, tbl, state, extract, run_id),  # noqa: B023
+                )
                 report.batches.append(record)
                 log.info(
                     "%s.%s: landed %s: %s rows%s in %.1fs",
