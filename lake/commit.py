@@ -9,6 +9,7 @@ commit leaves an orphan file that no table references; `lakehouse maintain` dele
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -248,17 +249,18 @@ def _land_rows(con: duckdb.DuckDBPyConnection, raw: str, relation: str, uri: str
             return True  # an empty first file: its guessed types would fix the table's
         con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{quote_ident(new.source)}")
         con.execute(f"CREATE TABLE {raw} AS SELECT * FROM read_parquet({quote_str(uri)}) LIMIT 0")
-        inline = inline and not structs  # (a new table's settings wait for its commit)
     elif new.rows == 0:
         return True  # an empty batch: recorded, nothing to add
     else:
         cast = _evolve(con, relation, [[c, t] for c, t in _file_columns(con, uri)],
                        f"read_parquet({quote_str(uri)})")  # fmt: skip
-        if structs and (inline or cast):
-            con.execute(
-                "CALL lake.set_option('data_inlining_row_limit', 0, "
-                f"schema => {quote_str(new.source)}, table_name => {quote_str(new.table)})"
-            )
+        if structs and cast:  # (refused for a table this transaction created or altered)
+            with contextlib.suppress(duckdb.NotImplementedException):
+                con.execute(
+                    "CALL lake.set_option('data_inlining_row_limit', 0, "
+                    f"schema => {quote_str(new.source)}, table_name => {quote_str(new.table)})"
+                )
+    inline = inline and not structs
     if inline or cast:  # rows copied in (small, or cast to the table's types)
         replace = ", ".join(f"{quote_ident(c)}::{t} AS {quote_ident(c)}" for c, t in cast.items())
         con.execute(
