@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -110,6 +111,12 @@ class TableConfig(_Strict):
         description="Database sources: column for incremental extracts (e.g. updated_at or "
         "id); without it every change lands a full dump.",
     )
+    cdc: bool = Field(
+        False,
+        description="Database sources: land every insert, update and delete as a change "
+        "log (operation, position, row), from PostgreSQL's write-ahead log (see "
+        "`database.cdc`); needs a primary_key.",
+    )
     lag: str | int | None = Field(
         None,
         description="Re-read this far behind the watermark, for late commits: an interval "
@@ -138,6 +145,13 @@ class TableConfig(_Strict):
     def _merge_needs_key(self) -> TableConfig:
         if self.write_disposition == "merge" and not self.primary_key:
             raise ValueError(f"table {self.name}: write_disposition merge needs a primary_key")
+        if self.cdc:
+            if not self.primary_key:
+                raise ValueError(f"table {self.name}: cdc needs a primary_key")
+            if self.cursor or self.lag is not None:
+                raise ValueError(f"table {self.name}: cdc replaces `cursor` and `lag`")
+            if self.write_disposition not in (None, "append"):
+                raise ValueError(f"table {self.name}: a change log is append-only")
         return self
 
     def disposition(self, kind: str) -> str:
@@ -145,6 +159,8 @@ class TableConfig(_Strict):
         if self.write_disposition:
             return self.write_disposition
         if kind in DATABASE_KINDS:
+            if self.cdc:
+                return "append"  # a change log: every change is kept
             if self.cursor is None:
                 return "replace"
             return "merge" if self.primary_key else "append"
@@ -165,11 +181,40 @@ TABLE_OPTIONS: dict[str, frozenset[str]] = {
     "parquet": frozenset({"path"}),
     "documents": frozenset({"path", "max_text_mb"}),
     "sqlite": frozenset({"table", "cursor", "lag"}),
-    "postgres": frozenset({"table", "cursor", "lag"}),
+    "postgres": frozenset({"table", "cursor", "lag", "cdc"}),
     "http": frozenset({"endpoint", "params", "records_path", "paginate", "cursor",
                        "cursor_param", "json_max_depth"}),
 }  # fmt: skip
 """Which table options each kind of source reads: any other is an error naming the key."""
+
+
+class CdcOptions(_Strict):
+    """Change data capture from PostgreSQL's write-ahead log, through a logical
+    replication slot and the wal2json plugin. The server needs `wal_level = logical`; the
+    user needs the REPLICATION attribute (or to own the slot) and SELECT on the tables."""
+
+    slot: str | None = Field(
+        None, description="Replication slot (default: lakehouse_<source>). One per source."
+    )
+    create_slot: bool = Field(
+        True, description="Create the slot when missing (else a missing slot is an error)."
+    )
+    max_batch_changes: int = Field(
+        100_000, ge=1, description="Changes per batch, rounded up to whole transactions (a "
+        "transaction is never split; a large one is spooled to disk, not held in memory).",
+    )  # fmt: skip
+    poll_s: float = Field(0.2, gt=0, description="`lakehouse cdc --follow`: wait between polls.")
+    lag_warning_mb: float = Field(
+        1024, gt=0, description="Warn when the slot holds back more WAL than this: the "
+        "server keeps every byte of WAL a slot has not confirmed.",
+    )  # fmt: skip
+
+    @field_validator("slot")
+    @classmethod
+    def _slot(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9_]{1,63}", value):
+            raise ValueError("a slot name is 1-63 of a-z, 0-9 and _")
+        return value
 
 
 class DatabaseOptions(_Strict):
@@ -191,6 +236,9 @@ class DatabaseOptions(_Strict):
         "starting up), with exponential backoff; a wrong password or database fails at once.",
     )  # fmt: skip
     connect_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles.")
+    cdc: CdcOptions = Field(
+        default_factory=CdcOptions, description="postgres: tables with `cdc: true`."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -348,17 +348,42 @@ def run_ingest(
         # each source's schema first, in one commit: two workers creating it at once
         # would conflict and wait out DuckLake's retries
         ensure_schemas(shared, sorted({s.name for s, _ in chosen}))
+        # change data capture: one drain per source, for all its `cdc` tables at once
+        by_slot: dict[str, tuple[SourceConfig, list[TableConfig]]] = {}
+        for s, t in chosen:
+            if t.cdc:
+                by_slot.setdefault(s.name, (s, []))[1].append(t)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
             futures = [
                 pool.submit(
-                    ingest_table, lake, s, t, base_dir, shared, run_id, settings.table_timeout_s
+                    lambda *a: [ingest_table(*a)],
+                    lake,
+                    s,
+                    t,
+                    base_dir,
+                    shared,
+                    run_id,
+                    settings.table_timeout_s,
                 )
                 for s, t in chosen
+                if not t.cdc
             ]
-            if on_table is not None:
-                for done in as_completed(futures):
-                    on_table(done.result(), len(futures))
-            reports = [f.result() for f in futures]
+            if by_slot:
+                from ingest.cdc.capture import capture_source  # (psycopg: only for CDC)
+
+                futures += [
+                    pool.submit(capture_source, lake, s, ts, base_dir, shared, run_id)
+                    for s, ts in by_slot.values()
+                ]
+            reports: list[TableReport] = []
+            total = len(chosen)
+            for done in as_completed(futures):
+                for report in done.result():
+                    reports.append(report)
+                    if on_table is not None:
+                        on_table(report, total)
+            order = {(s.name, t.name): i for i, (s, t) in enumerate(chosen)}
+            reports.sort(key=lambda r: order.get((r.source, r.table), 0))
     finally:
         shared.close()
     return IngestReport(failed + reports)

@@ -64,7 +64,7 @@ def postgres_server() -> Iterator[str]:
     )  # fmt: skip
     opts = (
         f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off"
+        "-c full_page_writes=off -c wal_level=logical"
     )
     subprocess.run(
         _as_server_user([pg_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l",
