@@ -302,17 +302,6 @@ def _snapshot_select(path: Path, columns: list[tuple[str, str]], at: int, taken:
     )
 
 
-def follow(capture: Capture, con: duckdb.DuckDBPyConnection, stop: threading.Event) -> int:
-    """Drain again and again, `poll_s` apart, until `stop` is set (a signal): each batch
-    either commits and is confirmed, or is not confirmed and is read again."""
-    total = 0
-    while not stop.is_set():
-        started = time.monotonic()
-        total += capture.drain(con, stop)
-        stop.wait(max(0.0, capture.options.poll_s - (time.monotonic() - started)))
-    return total
-
-
 def capture_source(
     lake: Lake,
     src: SourceConfig,
@@ -346,3 +335,50 @@ def capture_source(
         )
         for t in capture.tables
     ]
+
+
+def cdc_sources(
+    sources: list[SourceConfig], only: list[str] | None = None
+) -> list[tuple[SourceConfig, list[TableConfig]]]:
+    """The sources with `cdc` tables (those named in `only`, if given) and those tables."""
+    chosen = []
+    for src in sources:
+        tables = [t for t in src.tables if t.cdc]
+        if tables and (not only or src.name in only):
+            chosen.append((src, tables))
+    if only:
+        unknown = sorted(set(only) - {s.name for s, _ in chosen})
+        if unknown:
+            raise IngestError(unknown[0], "(cdc)", "no such source with `cdc: true` tables")
+    return chosen
+
+
+def run_cdc(
+    lake: Lake,
+    sources: list[SourceConfig],
+    base_dir: Path,
+    only: list[str] | None = None,
+    stop: threading.Event | None = None,
+    memory_limit_mb: int = 1024,
+) -> dict[str, int]:
+    """Drain every CDC source once, or, with `stop`, again and again until it is set.
+    Returns the changes landed per `source.table`."""
+    chosen = cdc_sources(sources, only)
+    captures = [Capture(lake, src, tables, base_dir) for src, tables in chosen]
+    con = lake.connect(memory_limit=f"{memory_limit_mb}MB")
+    try:
+        while True:
+            started = time.monotonic()
+            for capture in captures:
+                capture.drain(con, stop)
+            if stop is None or stop.is_set():
+                break
+            poll = min(c.options.poll_s for c in captures) if captures else 1.0
+            stop.wait(max(0.0, poll - (time.monotonic() - started)))
+    finally:
+        con.close()
+    return {
+        f"{c.src.name}.{name}": sum(r.rows for r in records)
+        for c in captures
+        for name, records in c.landed.items()
+    }

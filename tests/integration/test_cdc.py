@@ -4,6 +4,14 @@ rollbacks, TOAST, DDL and truncates; the slot only moves past what the lake hold
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -53,19 +61,23 @@ def _capture(project: Project) -> int:
     return report.rows
 
 
-def _lake_state(project: Project, source: str) -> list[tuple]:
+def _lake_state(project: Project, source: str, only: list[str] | None = None) -> list[tuple]:
     con = project.lake.connect()
     try:
         relation = f"lake.{source}.orders"
         columns = [r[0] for r in con.execute(f"DESCRIBE {relation}").fetchall()]
         sql = current_state(relation, ["id"], columns)
         names = [c for c in columns if not c.startswith("_")]
+        if only:
+            names = [c for c in names if c in only]
         return con.execute(f"SELECT {', '.join(names)} FROM ({sql}) ORDER BY id").fetchall()
     finally:
         con.close()
 
 
 def _source_state(postgres: str, schema: str) -> list[tuple]:
+    """The source table's rows, in the lake's column order (a column dropped at the
+    source stays in the lake's log, and its current state, after the source's columns)."""
     with psycopg.connect(postgres) as pg:
         names = [r[0] for r in pg.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
@@ -96,10 +108,8 @@ def _normal(rows: list[tuple]) -> list[tuple]:
             if isinstance(v, dict):
                 v = json.dumps(v, sort_keys=True)
             elif isinstance(v, str) and v.startswith("{") and v.endswith("}"):
-                try:
+                with contextlib.suppress(ValueError):
                     v = json.dumps(json.loads(v), sort_keys=True)
-                except ValueError:
-                    pass
             items.append(v)
         out.append(tuple(items))
     return out
@@ -116,7 +126,8 @@ def test_snapshot_then_stream_reaches_the_lake_exactly_once(shop, postgres: str)
     assert _log(project, source, "SELECT DISTINCT _op FROM {t}") == [("snapshot",)]
 
     psql(postgres, f"""
-        UPDATE {schema}.orders SET status = 'paid', exact = '-98765432109876543210.123456789' WHERE id <= 10;
+        UPDATE {schema}.orders SET status = 'paid', exact = '-98765432109876543210.123456789'
+            WHERE id <= 10;
         DELETE FROM {schema}.orders WHERE id BETWEEN 11 AND 15;
         INSERT INTO {schema}.orders (id, status, amount, tags, blob)
             VALUES (500, 'new', 99999999.99, ARRAY['x,"y"'], '\\x');
@@ -148,3 +159,167 @@ def test_snapshot_then_stream_reaches_the_lake_exactly_once(shop, postgres: str)
                           f"confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = "
                           f"'lakehouse_{source}'")  # fmt: skip
     assert int(slot.strip()) < 1024 * 1024  # confirmed: the server may recycle its WAL
+
+
+def _random_text(n: int) -> str:
+    """SQL for n*32 characters that do not compress: stored out of line (TOASTed)."""
+    return f"(SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, {n}) g)"
+
+
+def test_toast_ddl_truncate_and_a_large_transaction(shop, postgres: str) -> None:
+    project, schema, source = shop
+    psql(postgres, f"INSERT INTO {schema}.orders (id, status, note) "
+                   f"SELECT g, 'placed', {_random_text(300)} FROM generate_series(1, 3) g")  # fmt: skip
+    _capture(project)
+    # an update that leaves a TOASTed value alone does not send it: the lake keeps it
+    psql(postgres, f"UPDATE {schema}.orders SET status = 'paid' WHERE id = 1")
+    assert _capture(project) == 1
+    unchanged = _log(project, source, "SELECT _unchanged, note IS NULL FROM {t} "
+                                      "WHERE _op = 'update'")  # fmt: skip
+    assert unchanged == [(["note"], True)]
+    assert _normal(_lake_state(project, source)) == _normal(_source_state(postgres, schema))
+    assert len(_lake_state(project, source)[0][9]) == 300 * 32
+
+    # a column added, then one dropped: the log's schema follows, the drift is recorded
+    psql(postgres, f"ALTER TABLE {schema}.orders ADD COLUMN coupon text")
+    psql(postgres, f"INSERT INTO {schema}.orders (id, status, coupon) VALUES (4, 'new', 'X1')")
+    psql(postgres, f"ALTER TABLE {schema}.orders DROP COLUMN flag")
+    psql(postgres, f"INSERT INTO {schema}.orders (id, status, coupon) VALUES (5, 'new', 'X2')")
+    assert _capture(project) == 2
+    source_rows = _source_state(postgres, schema)
+    with psycopg.connect(postgres) as pg:
+        names = [d.name for d in pg.execute(f"SELECT * FROM {schema}.orders LIMIT 0").description]
+    assert _normal(_lake_state(project, source, names)) == _normal(source_rows)
+    changes = _log(project, source, "SELECT column_name FROM (DESCRIBE {t})")
+    assert ("coupon",) in changes and ("flag",) in changes  # (history keeps it)
+    con = project.lake.connect()
+    try:
+        drift = con.execute(
+            f"SELECT schema_change FROM lake._lakehouse.batches WHERE source = '{source}' "
+            "AND schema_change LIKE '%coupon%'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert drift and "added coupon VARCHAR" in drift[0][0]
+
+    # a truncate empties the table; one transaction larger than a batch stays whole
+    psql(postgres, f"TRUNCATE {schema}.orders")
+    psql(postgres, f"INSERT INTO {schema}.orders (id, status) "
+                   "SELECT g, 'bulk' FROM generate_series(100, 5099) g")  # fmt: skip
+    assert _capture(project) == 5001  # the truncate and 5,000 inserts
+    batches = _log(project, source, "SELECT _load_id, count(*) FROM {t} WHERE _op = 'insert' "
+                                    "AND status = 'bulk' GROUP BY ALL")  # fmt: skip
+    assert len(batches) == 1 and batches[0][1] == 5000  # max_batch_changes 50: never cut
+    assert _normal(_lake_state(project, source, names)) == _normal(_source_state(postgres, schema))
+
+
+class _Workload(threading.Thread):
+    """Random transactions at the source (inserts, updates, deletes of 1 to 20 rows, some
+    rolled back) until stopped."""
+
+    def __init__(self, postgres: str, schema: str, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.postgres, self.schema, self.rng = postgres, schema, random.Random(seed)
+        self.halt = threading.Event()
+        self.next_id = 1_000_000
+        self.transactions = 0
+
+    def run(self) -> None:
+        with psycopg.connect(self.postgres, autocommit=True) as pg:
+            while not self.halt.is_set():
+                with contextlib.suppress(psycopg.errors.QueryCanceled), pg.transaction() as tx:
+                    for _ in range(self.rng.randint(1, 20)):
+                        self._change(pg)
+                    if self.rng.random() < 0.1:
+                        raise psycopg.Rollback(tx)
+                self.transactions += 1
+                time.sleep(0.002)
+
+    def _change(self, pg: psycopg.Connection) -> None:
+        t, pick = f"{self.schema}.orders", self.rng.random()
+        some = self.rng.randint(1, 40_000)
+        if pick < 0.3:
+            self.next_id += 1
+            pg.execute(f"INSERT INTO {t} (id, status, amount) VALUES (%s, 'new', %s)",
+                       [self.next_id, self.rng.randint(1, 10**6) / 100])  # fmt: skip
+        elif pick < 0.85:
+            pg.execute(f"UPDATE {t} SET status = %s, amount = amount + 1 WHERE id = %s",
+                       [self.rng.choice(["paid", "shipped", "returned"]), some])  # fmt: skip
+        else:
+            pg.execute(f"DELETE FROM {t} WHERE id = %s", [some])
+
+
+def _cdc_process(project: Project, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), "cdc", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+
+
+def _never_doubled(project: Project, source: str) -> None:
+    con = project.lake.connect()
+    try:
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = "
+                             f"'lake' AND schema_name = '{source}'").fetchone()  # fmt: skip
+        if not (exists and exists[0]):
+            return
+        row = con.execute(f"SELECT count(*), count(DISTINCT (_lsn, _seq, _op, id)) "
+                          f"FROM lake.{source}.orders").fetchone()  # fmt: skip
+    finally:
+        con.close()
+    assert row is not None and row[0] == row[1]
+
+
+def _batches(project: Project, source: str) -> int:
+    con = project.lake.connect()
+    try:
+        row = con.execute(
+            f"SELECT count(*) FROM lake._lakehouse.batches WHERE source = '{source}'"
+        ).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else 0
+
+
+def _kills(shop, postgres: str, kills: int) -> None:  # type: ignore[no-untyped-def]
+    project, schema, source = shop
+    psql(postgres, f"INSERT INTO {schema}.orders (id, status, amount, note) SELECT g, "
+                   "'placed', g / 7.0, md5(g::text) FROM generate_series(1, 40000) g")  # fmt: skip
+    workload = _Workload(postgres, schema, seed=kills)
+    workload.start()
+    rng = random.Random(f"cdc-{kills}")
+    outcomes: list[int] = []
+    progress: list[int] = []
+    try:
+        for i in range(kills):
+            proc = _cdc_process(project, "--follow")
+            # the first kills come early, in the snapshot; the rest mid-stream
+            time.sleep(rng.uniform(0.3, 1.5) if i < 2 else rng.uniform(0.5, 4.0))
+            os.killpg(proc.pid, signal.SIGKILL)
+            outcomes.append(proc.wait(timeout=60))
+            _never_doubled(project, source)
+            progress.append(_batches(project, source))
+        assert workload.transactions > kills  # the source changed all along
+        print("batches after each kill:", progress)
+    finally:
+        workload.halt.set()
+        workload.join(timeout=30)
+    # SIGTERM ends a follower cleanly: its batch in flight commits or is read again
+    proc = _cdc_process(project, "--follow")
+    time.sleep(2.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert _capture(project) >= 0
+    _never_doubled(project, source)
+    assert _normal(_lake_state(project, source)) == _normal(_source_state(postgres, schema))
+    assert outcomes.count(-signal.SIGKILL) == kills
+    assert progress[-1] > 1  # batches landed between kills: they were mid-stream
+
+
+def test_kills_during_snapshot_and_stream_lose_and_double_nothing(shop, postgres: str) -> None:
+    _kills(shop, postgres, 5)
+
+
+@pytest.mark.slow
+def test_kills_during_snapshot_and_stream_sweep(shop, postgres: str) -> None:
+    _kills(shop, postgres, int(os.environ.get("LAKEHOUSE_KILLS", "30")))
