@@ -168,8 +168,9 @@ def _random_text(n: int) -> str:
 
 def test_toast_ddl_truncate_and_a_large_transaction(shop, postgres: str) -> None:
     project, schema, source = shop
+    big = _random_text(300)
     psql(postgres, f"INSERT INTO {schema}.orders (id, status, note) "
-                   f"SELECT g, 'placed', {_random_text(300)} FROM generate_series(1, 3) g")  # fmt: skip
+                   f"SELECT g, 'placed', {big} FROM generate_series(1, 3) g")  # fmt: skip
     _capture(project)
     # an update that leaves a TOASTed value alone does not send it: the lake keeps it
     psql(postgres, f"UPDATE {schema}.orders SET status = 'paid' WHERE id = 1")
