@@ -114,8 +114,8 @@ class TableConfig(_Strict):
     cdc: bool = Field(
         False,
         description="Database sources: land every insert, update and delete as a change "
-        "log (operation, position, row), from PostgreSQL's write-ahead log (see "
-        "`database.cdc`); needs a primary_key.",
+        "log (operation, position, row), from PostgreSQL's write-ahead log, or by comparing "
+        "dumps (SQLite; see `database.cdc.mode`); needs a primary_key.",
     )
     lag: str | int | None = Field(
         None,
@@ -154,6 +154,11 @@ class TableConfig(_Strict):
                 raise ValueError(f"table {self.name}: a change log is append-only")
         return self
 
+    def reads_log(self, source: SourceConfig) -> bool:
+        """A `cdc` table whose changes come from a PostgreSQL slot (else from dumps)."""
+        return (self.cdc and source.kind == "postgres" and source.database is not None
+                and source.database.cdc.mode == "log")  # fmt: skip
+
     def disposition(self, kind: str) -> str:
         """The write disposition, declared or implied by the kind of source."""
         if self.write_disposition:
@@ -180,7 +185,7 @@ TABLE_OPTIONS: dict[str, frozenset[str]] = {
     "json": frozenset({"path", "json_format", "json_max_depth"}),
     "parquet": frozenset({"path"}),
     "documents": frozenset({"path", "max_text_mb"}),
-    "sqlite": frozenset({"table", "cursor", "lag"}),
+    "sqlite": frozenset({"table", "cursor", "lag", "cdc"}),
     "postgres": frozenset({"table", "cursor", "lag", "cdc"}),
     "http": frozenset({"endpoint", "params", "records_path", "paginate", "cursor",
                        "cursor_param", "json_max_depth"}),
@@ -193,6 +198,12 @@ class CdcOptions(_Strict):
     replication slot and the wal2json plugin. The server needs `wal_level = logical`; the
     user needs the REPLICATION attribute (or to own the slot) and SELECT on the tables."""
 
+    mode: Literal["log", "diff"] = Field(
+        "log",
+        description="log: read the write-ahead log. diff: compare each full dump with the "
+        "lake's current state by primary key (no replication rights needed; changes that "
+        "cancel out between two dumps are not seen). SQLite sources always diff.",
+    )
     slot: str | None = Field(
         None, description="Replication slot (default: lakehouse_<source>). One per source."
     )

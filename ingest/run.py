@@ -21,6 +21,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from ingest.cdc.diff import SnapshotDiffSource
 from ingest.config import DATABASE_KINDS, IngestSettings, SourceConfig, TableConfig
 from ingest.errors import IngestError, reason
 from ingest.sources import KINDS, Extract
@@ -285,7 +286,8 @@ def ingest_table(
         with lake.table_lock(src.name, tbl.name):  # one writer per table
             state = load_state(con, src.name, tbl.name)
             held = {b.fingerprint: b for b in state.batches if not b.in_raw_zone}
-            source = KINDS[src.kind](src, tbl, lake, base_dir)
+            kind = SnapshotDiffSource if tbl.cdc else KINDS[src.kind]
+            source = kind(src, tbl, lake, base_dir)
             for extract in source.extracts(con, state):
                 if extract.fingerprint in held:
                     waiting = held[extract.fingerprint]
@@ -351,7 +353,7 @@ def run_ingest(
         # change data capture: one drain per source, for all its `cdc` tables at once
         by_slot: dict[str, tuple[SourceConfig, list[TableConfig]]] = {}
         for s, t in chosen:
-            if t.cdc:
+            if t.reads_log(s):
                 by_slot.setdefault(s.name, (s, []))[1].append(t)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
             futures = [
@@ -366,7 +368,7 @@ def run_ingest(
                     settings.table_timeout_s,
                 )
                 for s, t in chosen
-                if not t.cdc
+                if not t.reads_log(s)
             ]
             if by_slot:
                 from ingest.cdc.capture import capture_source  # (psycopg: only for CDC)

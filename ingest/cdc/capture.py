@@ -32,6 +32,7 @@ from psycopg import sql
 
 from ingest.cdc import slot as pg_slot
 from ingest.cdc.changes import META, Decoder, TableSpool
+from ingest.cdc.current import log_position
 from ingest.cdc.pg_types import cast
 from ingest.config import SourceConfig, TableConfig
 from ingest.errors import IngestError, reason
@@ -49,13 +50,6 @@ Land = Callable[[TableConfig, TableState, Extract], None]
 def slot_name(src: SourceConfig) -> str:
     assert src.database is not None
     return src.database.cdc.slot or f"lakehouse_{src.name}"
-
-
-def position(state: TableState) -> int | None:
-    """How far the table's change log goes: the newest batch's position (quarantined
-    batches count: their changes are held, to be released)."""
-    marks = [int(b.watermark) for b in state.batches if b.watermark and b.watermark.isdigit()]
-    return max(marks) if marks else None
 
 
 class Capture:
@@ -111,7 +105,7 @@ class Capture:
             info = pg_slot.ensure_slot(pg, self.src.name, self.slot, self.options.create_slot)
             self.confirmed = info.confirmed
             states = {t.name: load_state(con, self.src.name, t.name) for t in self.tables}
-            new = [t for t in self.tables if position(states[t.name]) is None]
+            new = [t for t in self.tables if log_position(states[t.name]) is None]
             if not existed and len(new) < len(self.tables):
                 # a new slot starts now: what changed since the logs' positions is gone
                 log.warning(
@@ -218,7 +212,7 @@ class Capture:
                     table.name,
                     columns,
                     list(table.primary_key),
-                    position(states[table.name]) or 0,
+                    log_position(states[table.name]) or 0,
                 )
             decoder = Decoder(spools)
             messages = 0
@@ -343,7 +337,7 @@ def cdc_sources(
     """The sources with `cdc` tables (those named in `only`, if given) and those tables."""
     chosen = []
     for src in sources:
-        tables = [t for t in src.tables if t.cdc]
+        tables = [t for t in src.tables if t.reads_log(src)]
         if tables and (not only or src.name in only):
             chosen.append((src, tables))
     if only:

@@ -9,6 +9,7 @@ TOASTed values it did not change, listed in `_unchanged`).
 
 from __future__ import annotations
 
+from lake import TableState
 from lake.duck import quote_ident, quote_str
 
 META_COLUMNS = ("_op", "_lsn", "_seq", "_xid", "_commit_ts", "_unchanged", "_before")
@@ -28,10 +29,18 @@ def current_state(relation: str, key: list[str], columns: list[str]) -> str:
     ]
     picked = ", ".join([keys, *values])
     return (
-        f"WITH reset AS (SELECT coalesce(max({order}) FILTER (WHERE _op IN ('snapshot', "
-        f"'truncate')), (-1, -1)) AS at FROM {relation}), "
-        f"live AS (SELECT l.* FROM {relation} AS l, reset WHERE {order} >= reset.at "
+        "WITH reset AS (SELECT coalesce(max((_lsn, CASE WHEN _op = 'snapshot' THEN -1 "
+        f"ELSE _seq END)) FILTER (WHERE _op IN ('snapshot', 'truncate')), (-1, -1)) AS at "
+        f"FROM {relation}), "
+        f"live AS (SELECT l.* FROM {relation} AS l, reset WHERE {order} > reset.at "
         f"AND _op <> 'truncate') "
         f"SELECT {picked}, max(_lsn) AS _lsn, arg_max(_commit_ts, {order}) AS _commit_ts "
         f"FROM live GROUP BY {keys} HAVING arg_max(_op, {order}) <> 'delete'"
     )
+
+
+def log_position(state: TableState) -> int | None:
+    """How far a table's change log goes: its newest batch's position (quarantined
+    batches count: their changes are held, to be released)."""
+    marks = [int(b.watermark) for b in state.batches if b.watermark and b.watermark.isdigit()]
+    return max(marks) if marks else None

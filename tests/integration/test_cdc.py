@@ -8,6 +8,7 @@ import contextlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -326,3 +327,57 @@ def test_kills_during_snapshot_and_stream_lose_and_double_nothing(shop, postgres
 @pytest.mark.slow
 def test_kills_during_snapshot_and_stream_sweep(shop, postgres: str) -> None:
     _kills(shop, postgres, int(os.environ.get("LAKEHOUSE_KILLS", "30")))
+
+
+def test_sqlite_snapshot_diff_lands_inserts_updates_and_deletes(tmp_path: Path) -> None:
+    """No log to read: each dump is compared with the lake's current state by key."""
+    db = tmp_path / "shop.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, city TEXT)")
+        con.executemany("INSERT INTO customers VALUES (?, ?, ?)",
+                        [(i, f"c{i}@x.io", "Lyon") for i in range(1, 101)])  # fmt: skip
+    spec = {
+        "lake": {"url": str(tmp_path / "lake")},
+        "sources": [{"name": "crm", "kind": "sqlite", "database": {"url": str(db)},
+                     "tables": [{"name": "customers", "primary_key": "id", "cdc": True}]}],
+    }  # fmt: skip
+    (tmp_path / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(tmp_path / "lakehouse.yml", env={})
+
+    def state() -> list[tuple]:
+        con = project.lake.connect()
+        try:
+            sql = current_state("lake.crm.customers", ["id"], ["id", "email", "city"])
+            return con.execute(f"SELECT id, email, city FROM ({sql}) ORDER BY id").fetchall()
+        finally:
+            con.close()
+
+    def source() -> list[tuple]:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT id, email, city FROM customers ORDER BY id").fetchall()
+
+    assert _capture(project) == 100
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE customers SET city = 'Paris' WHERE id <= 3")
+        con.execute("UPDATE customers SET city = NULL WHERE id = 4")
+        con.execute("DELETE FROM customers WHERE id IN (10, 11)")
+        con.execute("INSERT INTO customers VALUES (500, 'new@x.io', 'Nice')")
+    assert _capture(project) == 7  # 4 updates, 2 deletes, 1 insert
+    assert state() == source()
+    ops = _log_ops(project)
+    assert ops == {"snapshot": 100, "update": 4, "delete": 2, "insert": 1}
+    assert _capture(project) == 0  # unchanged: no batch
+    with sqlite3.connect(db) as con:
+        con.execute("DELETE FROM customers")
+        con.execute("INSERT INTO customers VALUES (10, 'back@x.io', 'Lyon')")
+    assert _capture(project) == 100  # 99 deletes and a key that came back
+    assert state() == source() == [(10, "back@x.io", "Lyon")]
+
+
+def _log_ops(project: Project) -> dict[str, int]:
+    con = project.lake.connect()
+    try:
+        return dict(con.execute(
+            "SELECT _op, count(*) FROM lake.crm.customers GROUP BY ALL").fetchall())  # fmt: skip
+    finally:
+        con.close()
