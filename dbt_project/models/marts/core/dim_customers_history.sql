@@ -1,12 +1,13 @@
 -- Type 2 history of the customer's attributes: one row per customer and version, from
--- every dump of the customers table the lake holds. A version starts when the shop
--- stamped the change (updated_at; the batch's landing time if it did not) and ends when
--- the next one starts. Dumps that repeat the same attributes add no version.
+-- the customers change log. A version starts when the shop stamped the change
+-- (updated_at; the batch's landing time if it did not) and ends when the next one starts.
+-- Changes that leave these attributes as they were add no version.
 with
 
 versions as (
 
     select * from {{ ref('base_shop__customers') }}
+    where not _is_deleted
 
 ),
 
@@ -23,7 +24,7 @@ changes as (
 
     select * from hashed
     qualify attributes_hash is distinct from lag(attributes_hash) over (
-        partition by customer_id order by updated_at, _ingested_at, _load_id
+        partition by customer_id order by _lsn, _seq
     )
 
 ),

@@ -1,23 +1,23 @@
 with
 
-customers as (
+versions as (
 
     select * from {{ ref('base_shop__customers') }}
 
 ),
 
-latest_dump as (
+live as (
 
-    -- a customer deleted at the source is not in the latest dump, so not current
-    select max(_snapshot_id) as _snapshot_id from customers
+    -- the customers the source holds now: a customer deleted there is gone
+    {{ cdc_current(source('shop', 'customers'), 'customer_id') }}
 
 ),
 
 final as (
 
-    select * exclude (_snapshot_id) from customers
-    where _snapshot_id = (select _snapshot_id from latest_dump)
-    {{ latest_version('customer_id', 'updated_at desc, _ingested_at desc, _load_id desc') }}
+    select * exclude (_is_deleted, _lsn, _seq, _snapshot_id) from versions
+    where customer_id in (select cast(customer_id as bigint) from live)
+    qualify row_number() over (partition by customer_id order by _lsn desc, _seq desc) = 1
 
 )
 

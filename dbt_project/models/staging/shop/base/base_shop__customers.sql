@@ -1,11 +1,12 @@
--- Every version of every customer the lake holds (one per full dump that carried it: the
--- table's write disposition is append, to keep them), cleaned: stg_shop__customers keeps
--- the customers of the latest dump, dim_customers_history the changes.
+-- Every version of every customer: one per change in the customers change log (the
+-- table is captured with `cdc: true`: a snapshot, then inserts, updates and deletes),
+-- cleaned. stg_shop__customers keeps the live customers' latest, dim_customers_history
+-- the versions.
 with
 
 source as (
 
-    select *, snapshot_id as _snapshot_id from {{ source('shop', 'customers') }}
+    {{ cdc_versions(source('shop', 'customers'), 'customer_id') }}
 
 ),
 
@@ -24,6 +25,11 @@ renamed as (
         -- timestamps
         timezone('UTC', cast(created_at as timestamp)) as created_at,
         timezone('UTC', cast(coalesce(updated_at, created_at) as timestamp)) as updated_at,
+
+        -- the change
+        _is_deleted,
+        _lsn,
+        _seq,
 
         -- lineage
         _load_id,
