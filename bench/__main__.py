@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import batch_commit, dbt_build, gate, ingest_csv, ingest_more, operate, publish
+from bench import batch_commit, cdc, dbt_build, gate, ingest_csv, ingest_more, operate, publish
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_csv": ingest_csv.run_local,
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "dbt_incremental": dbt_build.run_incremental,
     "cli_start": operate.run_cli_start,
     "run_noop": operate.run_noop,
+    "cdc": cdc.run,
 }
 
 
