@@ -112,7 +112,16 @@ def status_json(project: Project) -> dict:
     ]  # fmt: skip
     published = [{**asdict(p), "published_at": str(p.published_at)} for p in history(project)]
     return {"lake": project.lake.settings.url, "tables": tables, "runs": last_runs(project),
-            "published": published}  # fmt: skip
+            "published": published, "cdc_slots": _slots(project)}  # fmt: skip
+
+
+def _slots(project: Project) -> list[dict]:
+    """CDC sources' replication slots and their lag (psycopg: only when there are some)."""
+    if not any(t.reads_log(s) for s in project.spec.sources for t in s.tables):
+        return []
+    from ingest.cdc.capture import slot_report
+
+    return slot_report(project.spec.sources, project.base_dir)
 
 
 def print_status(project: Project) -> None:
@@ -134,6 +143,17 @@ def print_status(project: Project) -> None:
             + (f"  watermark {s.watermark}" if s.watermark else "")
             + pending
         )
+    slots = _slots(project)
+    if slots:
+        click.echo("CDC slots:")
+    for slot in slots:
+        where = f"  {slot['source']:<20} slot {slot['slot']:<28}"
+        if slot.get("error"):
+            click.echo(f"{where} {slot['error']}")
+        else:
+            behind = slot["lag_bytes"] / 2**20
+            alarm = "  LAGGING: run `lakehouse cdc` (see README, CDC)" if slot["lagging"] else ""
+            click.echo(f"{where} confirmed {slot['confirmed']}  {behind:,.1f} MB behind{alarm}")
     runs = last_runs(project)
     if runs:
         click.echo("latest runs:")

@@ -376,3 +376,27 @@ def run_cdc(
         for c in captures
         for name, records in c.landed.items()
     }
+
+
+def slot_report(sources: list[SourceConfig], base_dir: Path) -> list[dict[str, object]]:
+    """Each CDC source's slot: how far it has confirmed, how much WAL it holds back
+    (`lakehouse status`). A source that cannot be reached says why."""
+    out: list[dict[str, object]] = []
+    for src, _ in cdc_sources(sources):
+        name = slot_name(src)
+        entry: dict[str, object] = {"source": src.name, "slot": name}
+        try:
+            with contextlib.closing(pg_slot.connect(database_url(src, base_dir), src.name)) as pg:
+                info = pg_slot.slot_info(pg, name)
+        except Exception as exc:
+            entry["error"] = reason(exc)
+        else:
+            if info is None:
+                entry["error"] = "no such slot yet (the first `lakehouse cdc` creates it)"
+            else:
+                assert src.database is not None
+                limit = src.database.cdc.lag_warning_mb * 2**20
+                entry.update(confirmed=pg_slot.lsn_text(info.confirmed), lag_bytes=info.lag_bytes,
+                             lagging=info.lag_bytes > limit)  # fmt: skip
+        out.append(entry)
+    return out

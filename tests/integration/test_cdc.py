@@ -5,6 +5,7 @@ rollbacks, TOAST, DDL and truncates; the slot only moves past what the lake hold
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -25,6 +26,7 @@ import yaml
 from ingest import run_ingest
 from ingest.cdc.current import current_state
 from pipeline.config import Project, load_project
+from tests.integration.helpers import cli
 from tests.postgres import psql
 
 COLUMNS = (
@@ -96,8 +98,6 @@ def _log(project: Project, source: str, sql: str) -> list[tuple]:
 
 def _normal(rows: list[tuple]) -> list[tuple]:
     """PostgreSQL's and DuckDB's Python values side by side (bytes, JSON text)."""
-    import json
-
     out = []
     for row in rows:
         items = []
@@ -160,6 +160,15 @@ def test_snapshot_then_stream_reaches_the_lake_exactly_once(shop, postgres: str)
                           f"confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = "
                           f"'lakehouse_{source}'")  # fmt: skip
     assert int(slot.strip()) < 1024 * 1024  # confirmed: the server may recycle its WAL
+    status = cli(project, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    slots = json.loads(status.stdout)["cdc_slots"]
+    assert slots == [{"source": source, "slot": f"lakehouse_{source}", "confirmed": slots[0][
+        "confirmed"], "lag_bytes": slots[0]["lag_bytes"], "lagging": False}]  # fmt: skip
+    assert slots[0]["lag_bytes"] < 1024 * 1024
+    drained = cli(project, "cdc", source)
+    assert drained.returncode == 0, drained.stderr
+    assert f"{source}.orders" in drained.stdout and " 0 changes" in drained.stdout
 
 
 def _random_text(n: int) -> str:
