@@ -156,9 +156,16 @@ def generate(out_dir: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int
     return counts
 
 
+PRIMARY_KEYS = {
+    "customers": "customer_id", "products": "product_id", "orders": "order_id",
+    "order_items": "order_item_id", "inventory": "product_id, warehouse_id",
+}  # fmt: skip
+
+
 def load_into_postgres(sqlite_path: Path, dsn: str, schema: str = "public") -> None:
-    """Copy the generated shop database into PostgreSQL (docker-compose's source database),
-    replacing the tables, with the types an application would declare there."""
+    """Copy the generated shop database into PostgreSQL (docker-compose's source database)
+    with the types and primary keys an application would declare there. Tables that
+    exist are emptied (TRUNCATE: change data capture sees it) and filled again."""
     con = connect()
     con.execute(f"ATTACH {quote_str(str(sqlite_path))} AS lite (TYPE sqlite, READ_ONLY)")
     con.execute(f"ATTACH {quote_str(dsn)} AS pg (TYPE postgres)")
@@ -166,11 +173,21 @@ def load_into_postgres(sqlite_path: Path, dsn: str, schema: str = "public") -> N
     casts = {"unit_price": money, "shipping_amount": money, "discount_amount": money,
              "created_at": "TIMESTAMPTZ", "ordered_at": "TIMESTAMPTZ",
              "updated_at": "TIMESTAMPTZ", "needs_cold_storage": "BOOLEAN"}  # fmt: skip
+    existing = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pg' "
+        f"AND table_schema = {quote_str(schema)}").fetchall()}  # fmt: skip
     for table in TABLES_SQL:
         cols = [r[0] for r in con.execute(f"DESCRIBE lite.{table}").fetchall()]
         select = ", ".join(f"CAST({c} AS {casts[c]}) AS {c}" if c in casts else c for c in cols)
-        con.execute(f"DROP TABLE IF EXISTS pg.{schema}.{table}")
-        con.execute(f"CREATE TABLE pg.{schema}.{table} AS SELECT {select} FROM lite.{table}")
+        target = f'"{schema}"."{table}"'
+        if table in existing:
+            con.execute(f"CALL postgres_execute('pg', {quote_str(f'TRUNCATE {target}')})")
+        else:
+            con.execute(f"CREATE TABLE pg.{schema}.{table} AS SELECT {select} FROM lite.{table} "
+                        "LIMIT 0")  # fmt: skip
+            ddl = f"ALTER TABLE {target} ADD PRIMARY KEY ({PRIMARY_KEYS[table]})"
+            con.execute(f"CALL postgres_execute('pg', {quote_str(ddl)})")
+        con.execute(f"INSERT INTO pg.{schema}.{table} SELECT {select} FROM lite.{table}")
     con.close()
 
 

@@ -101,6 +101,9 @@ class Capture:
             for table in self.tables:  # (sorted: two drains never deadlock)
                 held.enter_context(self.lake.table_lock(self.src.name, table.name))
             pg = held.enter_context(contextlib.closing(pg_slot.connect(self.url, self.src.name)))
+            for table in self.tables:
+                pg_slot.check_identity(pg, self.src.name, table.name, self.schema,
+                                       self.remote(table))  # fmt: skip
             existed = pg_slot.slot_info(pg, self.slot) is not None
             info = pg_slot.ensure_slot(pg, self.src.name, self.slot, self.options.create_slot)
             self.confirmed = info.confirmed

@@ -183,3 +183,22 @@ def exported_snapshot(url: str, source: str) -> Iterator[tuple[psycopg.Connectio
             yield pg, position
     finally:
         rep.close()  # drops the temporary slot
+
+
+def check_identity(pg: psycopg.Connection, source: str, table: str, schema: str,
+                   remote: str) -> None:  # fmt: skip
+    """Updates and deletes name their row by the table's replica identity: a table
+    without one (no primary key, REPLICA IDENTITY NOTHING) would log deletes without a key."""
+    row = pg.execute(
+        "SELECT c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
+        "AND i.indisprimary) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
+        [schema, remote],
+    ).fetchone()
+    if row is None:
+        raise IngestError(source, table, f"table {schema}.{remote} not found in the database")
+    identity, has_key = row
+    if identity == "n" or (identity == "d" and not has_key):
+        raise IngestError(source, table, f"{schema}.{remote} has no replica identity (no "
+                          "primary key): its deletes would carry no key. Add a primary key, "
+                          f"or ALTER TABLE {schema}.{remote} REPLICA IDENTITY FULL")  # fmt: skip

@@ -153,6 +153,15 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     # the catalog is in PostgreSQL: its tables are there, and no SQLite file was made
     assert "ducklake_snapshot" in psql(catalog, "SELECT tablename FROM pg_tables")
     assert not (project.base_dir / "lake" / "catalog.sqlite").exists()
+    # customers arrive through CDC from the WAL: a snapshot, then the changes
+    psql(postgres, "UPDATE customers SET country = 'NL' WHERE customer_id = 1; "
+                   "DELETE FROM customers WHERE customer_id = 2")  # fmt: skip
+    assert run_pipeline(project, stages=("ingest",)).status == "passed"
+    ops = dict(con.execute("SELECT _op, count(*) FROM lake.shop.customers GROUP BY ALL")
+               .fetchall())  # fmt: skip
+    assert ops == {"snapshot": counts["customers"], "update": 1, "delete": 1}
+    con.close()
+    psql(postgres, "SELECT pg_drop_replication_slot('lakehouse_shop')")
 
 
 def test_daily_revenue_reconciles_with_the_source_database(
