@@ -390,3 +390,25 @@ def _log_ops(project: Project) -> dict[str, int]:
             "SELECT _op, count(*) FROM lake.crm.customers GROUP BY ALL").fetchall())  # fmt: skip
     finally:
         con.close()
+
+
+def test_a_dropped_slot_snapshots_again_and_a_keyless_table_is_refused(shop, postgres: str) -> None:
+    project, schema, source = shop
+    psql(postgres, f"INSERT INTO {schema}.orders (id, status) VALUES (1, 'a'), (2, 'b')")
+    _capture(project)
+    # the slot is dropped (by hand, or invalidated past max_slot_wal_keep_size): what
+    # changed meanwhile is not in any log, so the tables are snapshotted again
+    psql(postgres, f"SELECT pg_drop_replication_slot('lakehouse_{source}')")
+    psql(postgres, f"DELETE FROM {schema}.orders WHERE id = 1; "
+                   f"INSERT INTO {schema}.orders (id, status) VALUES (3, 'c')")  # fmt: skip
+    assert _capture(project) == 2  # the new snapshot: ids 2 and 3
+    assert _normal(_lake_state(project, source)) == _normal(_source_state(postgres, schema))
+    psql(postgres, f"UPDATE {schema}.orders SET status = 'z' WHERE id = 3")
+    assert _capture(project) == 1
+    assert _normal(_lake_state(project, source)) == _normal(_source_state(postgres, schema))
+
+    psql(postgres, f"ALTER TABLE {schema}.orders DROP CONSTRAINT orders_pkey")
+    report = run_ingest(project.lake, project.spec.sources, project.base_dir)
+    assert not report.ok
+    assert "has no replica identity" in report.failures()[0]
+    assert "REPLICA IDENTITY FULL" in report.failures()[0]
