@@ -8,8 +8,9 @@ GX expectations that fail on the DuckDB dialect, run as the equivalent SQL:
     expect_column_values_to_be_of_type          {column, type_}   (a DuckDB type name)
 
 lakehouse shorthands:
-    expect_column_values_to_exist_in  {column, table, other_column}   referential check
-        (`table` is another table of the same gate: raw `<source>__<table>`, or a mart)
+    expect_column_values_to_exist_in  {column, table, other_column, row_condition}
+        referential check (`table` is another table of the same gate: raw
+        `<source>__<table>`, or a mart; `row_condition`: SQL choosing the rows to check)
     expect_column_max_to_be_recent    {column, max_age_hours}          freshness
     expect_row_count_vs_previous_batch {min_ratio, max_ratio}         volume change
         (raw gate only: compared to the table's last batch that passed)
@@ -52,7 +53,8 @@ def _of_type(kw: dict[str, Any]) -> str:
 
 def _exist_in(kw: dict[str, Any]) -> str:
     col, other = _ident(kw["column"]), _ident(kw.get("other_column", kw["column"]))
-    return (f"SELECT * FROM {{batch}} WHERE {col} IS NOT NULL AND {col} NOT IN "
+    only = f" AND ({_braces(kw['row_condition'])})" if kw.get("row_condition") else ""
+    return (f"SELECT * FROM {{batch}} WHERE {col} IS NOT NULL{only} AND {col} NOT IN "
             f"(SELECT {other} FROM {_ident(kw['table'])} WHERE {other} IS NOT NULL)")  # fmt: skip
 
 

@@ -154,13 +154,27 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     assert "ducklake_snapshot" in psql(catalog, "SELECT tablename FROM pg_tables")
     assert not (project.base_dir / "lake" / "catalog.sqlite").exists()
     # customers arrive through CDC from the WAL: a snapshot, then the changes
+    psql(postgres, "INSERT INTO customers (customer_id, email, country, created_at, updated_at) "
+                   "VALUES (999999, 'gone@example.com', 'FR', now(), now())")  # fmt: skip
     psql(postgres, "UPDATE customers SET country = 'NL' WHERE customer_id = 1; "
-                   "DELETE FROM customers WHERE customer_id = 2")  # fmt: skip
-    assert run_pipeline(project, stages=("ingest",)).status == "passed"
+                   "DELETE FROM customers WHERE customer_id = 999999")  # fmt: skip
+    again = run_pipeline(project)
+    assert again.status == "passed", again.error
     ops = dict(con.execute("SELECT _op, count(*) FROM lake.shop.customers GROUP BY ALL")
                .fetchall())  # fmt: skip
-    assert ops == {"snapshot": counts["customers"], "update": 1, "delete": 1}
+    assert ops == {"snapshot": counts["customers"], "insert": 1, "update": 1, "delete": 1}
     con.close()
+    # the marts follow: the deleted customer is not there, customer 1 moved and keeps
+    # its old version
+    assert serving_scalar(project, "SELECT count(*) FROM dim_customers") == counts["customers"]
+    gone = serving_scalar(project, "SELECT list((is_deleted, is_current) ORDER BY version) FROM "
+                                   "dim_customers_history WHERE customer_id = 999999")  # fmt: skip
+    assert gone == [(False, False), (True, True)]  # its history stays, ending deleted
+    assert serving_scalar(project, "SELECT country_code FROM dim_customers "
+                                   "WHERE customer_id = 1") == "NL"  # fmt: skip
+    versions = serving_scalar(project, "SELECT list(country_code ORDER BY version) FROM "
+                                       "dim_customers_history WHERE customer_id = 1")  # fmt: skip
+    assert isinstance(versions, list) and len(versions) == 2 and versions[-1] == "NL"
     psql(postgres, "SELECT pg_drop_replication_slot('lakehouse_shop')")
 
 

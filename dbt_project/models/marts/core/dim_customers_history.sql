@@ -1,13 +1,14 @@
 -- Type 2 history of the customer's attributes: one row per customer and version, from
 -- the customers change log. A version starts when the shop stamped the change
 -- (updated_at; the batch's landing time if it did not) and ends when the next one starts.
--- Changes that leave these attributes as they were add no version.
+-- Changes that leave these attributes as they were add no version. A customer deleted at
+-- the source ends with a version of its last attributes marked is_deleted, from the
+-- deletion's commit time: the history stays, "as of" answers stay right.
 with
 
 versions as (
 
     select * from {{ ref('base_shop__customers') }}
-    where not _is_deleted
 
 ),
 
@@ -15,7 +16,8 @@ hashed as (
 
     select
         *,
-        md5(concat_ws('|', email, first_name, last_name, country_code)) as attributes_hash
+        md5(concat_ws('|', email, first_name, last_name, country_code, _is_deleted))
+            as attributes_hash
     from versions
 
 ),
@@ -33,10 +35,24 @@ starts as (
 
     select
         *,
-        row_number() over (partition by customer_id order by updated_at, _ingested_at) as version,
-        lag(updated_at) over (partition by customer_id order by updated_at, _ingested_at)
+        row_number() over (partition by customer_id order by _lsn, _seq) as version,
+        lag(updated_at) over (partition by customer_id order by _lsn, _seq)
             as previous_updated_at
     from changes
+
+),
+
+started as (
+
+    select
+        *,
+        case
+            when _is_deleted then timezone('UTC', _commit_ts)
+            when version = 1 then least(created_at, updated_at)
+            when updated_at > previous_updated_at then updated_at
+            else timezone('UTC', _ingested_at)
+        end as started_at
+    from starts
 
 ),
 
@@ -55,20 +71,15 @@ final as (
         country_code,
 
         -- validity
-        case
-            when version = 1 then least(created_at, updated_at)
-            when updated_at > previous_updated_at then updated_at
-            else _ingested_at
-        end as valid_from,
-        lead(
-            case when updated_at > previous_updated_at then updated_at else _ingested_at end
-        ) over (partition by customer_id order by version) as valid_to,
+        started_at as valid_from,
+        lead(started_at) over (partition by customer_id order by version) as valid_to,
         lead(version) over (partition by customer_id order by version) is null as is_current,
+        _is_deleted as is_deleted,
 
         -- lineage
         _load_id
 
-    from starts
+    from started
 
 )
 

@@ -1,24 +1,34 @@
 with
 
-versions as (
+source as (
 
-    select * from {{ ref('base_shop__customers') }}
-
-),
-
-live as (
-
-    -- the customers the source holds now: a customer deleted there is gone
-    {{ cdc_current(source('shop', 'customers'), 'customer_id') }}
+    -- the live customers (incremental, from the change log)
+    select * from {{ ref('base_shop__customers_current') }}
 
 ),
 
-final as (
+renamed as (
 
-    select * exclude (_is_deleted, _lsn, _seq, _snapshot_id) from versions
-    where customer_id in (select cast(customer_id as bigint) from live)
-    qualify row_number() over (partition by customer_id order by _lsn desc, _seq desc) = 1
+    select
+        -- ids
+        cast(customer_id as bigint) as customer_id,
+
+        -- attributes
+        lower(nullif(trim(email), '')) as email,
+        nullif(trim(first_name), '') as first_name,
+        nullif(trim(last_name), '') as last_name,
+        upper(nullif(trim(country), '')) as country_code,
+
+        -- timestamps
+        timezone('UTC', cast(created_at as timestamp)) as created_at,
+        timezone('UTC', cast(coalesce(updated_at, created_at) as timestamp)) as updated_at,
+
+        -- lineage
+        _load_id,
+        _ingested_at
+
+    from source
 
 )
 
-select * from final
+select * from renamed

@@ -30,6 +30,7 @@ renamed as (
         _is_deleted,
         _lsn,
         _seq,
+        _commit_ts,
 
         -- lineage
         _load_id,
