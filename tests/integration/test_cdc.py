@@ -47,7 +47,8 @@ def shop(postgres: str, tmp_path: Path) -> Iterator[tuple[Project, str, str]]:
         "warehouse": {"dir": str(tmp_path / "warehouse")},
         "sources": [{
             "name": source, "kind": "postgres",
-            "database": {"url": postgres, "schema": schema, "cdc": {"max_batch_changes": 50}},
+            "database": {"url": postgres, "schema": schema, "cdc": {"max_batch_changes": 50,
+                                                                     "lag_warning_mb": 0.05}},
             "tables": [{"name": "orders", "primary_key": "id", "cdc": True}],
         }],
     }  # fmt: skip
@@ -169,6 +170,14 @@ def test_snapshot_then_stream_reaches_the_lake_exactly_once(shop, postgres: str)
     drained = cli(project, "cdc", source)
     assert drained.returncode == 0, drained.stderr
     assert f"{source}.orders" in drained.stdout and " 0 changes" in drained.stdout
+    # a slot nobody drains holds WAL back: status says so past lag_warning_mb (50 KB here)
+    psql(postgres, f"INSERT INTO {schema}.orders (id, note) "
+                   "SELECT g, md5(g::text) FROM generate_series(10000, 12000) g")  # fmt: skip
+    lagging = cli(project, "status")
+    assert lagging.returncode == 0, lagging.stderr
+    assert f"slot lakehouse_{source}" in lagging.stdout and "LAGGING" in lagging.stdout
+    assert _capture(project) == 2001
+    assert "LAGGING" not in cli(project, "status").stdout
 
 
 def _random_text(n: int) -> str:
