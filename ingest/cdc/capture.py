@@ -73,6 +73,7 @@ class Capture:
         self.landed: dict[str, list[BatchRecord]] = {t.name: [] for t in self.tables}
         self.lag_bytes = 0
         self.confirmed = 0
+        self.snapshotted = False  # every table has a log (known after a first drain)
 
     def remote(self, table: TableConfig) -> str:
         return table.table or table.name
@@ -107,6 +108,8 @@ class Capture:
             existed = pg_slot.slot_info(pg, self.slot) is not None
             info = pg_slot.ensure_slot(pg, self.src.name, self.slot, self.options.create_slot)
             self.confirmed = info.confirmed
+            if existed and self.snapshotted and pg_slot.flush_position(pg) <= info.confirmed:
+                return 0  # nothing written at the source since the last drain confirmed
             states = {t.name: load_state(con, self.src.name, t.name) for t in self.tables}
             new = [t for t in self.tables if log_position(states[t.name]) is None]
             if not existed and len(new) < len(self.tables):
@@ -120,6 +123,7 @@ class Capture:
                 new = list(self.tables)
             if new:
                 total += self._snapshot(con, new, states, land)
+            self.snapshotted = True
             while stop is None or not stop.is_set():
                 landed, caught_up = self._chunk(pg, con, states, land)
                 total += landed
