@@ -108,6 +108,7 @@ class Capture:
             existed = pg_slot.slot_info(pg, self.slot) is not None
             info = pg_slot.ensure_slot(pg, self.src.name, self.slot, self.options.create_slot)
             self.confirmed = info.confirmed
+            self._check_lag(info.lag_bytes)
             if existed and self.snapshotted and pg_slot.flush_position(pg) <= info.confirmed:
                 return 0  # nothing written at the source since the last drain confirmed
             states = {t.name: load_state(con, self.src.name, t.name) for t in self.tables}
@@ -129,7 +130,8 @@ class Capture:
                 total += landed
                 if caught_up:
                     break
-            self._check_lag(pg)
+            after = pg_slot.slot_info(pg, self.slot)
+            self.lag_bytes = after.lag_bytes if after else 0
         return total
 
     def _snapshot(
@@ -262,16 +264,18 @@ class Capture:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _check_lag(self, pg: psycopg.Connection) -> None:
-        info = pg_slot.slot_info(pg, self.slot)
-        self.lag_bytes = info.lag_bytes if info else 0
+    def _check_lag(self, lag_bytes: int) -> None:
+        """Warn when the slot was further behind than `lag_warning_mb` (the server keeps
+        that WAL), before draining it."""
+        self.lag_bytes = lag_bytes
         if self.lag_bytes > self.options.lag_warning_mb * 1024 * 1024:
             log.warning(
-                "%s: replication slot %s is %.0f MB behind the server (database.cdc."
+                "%s: replication slot %s is %s bytes (%.0f MB) behind the server (database.cdc."
                 "lag_warning_mb: %g): the server keeps that WAL until the lake catches up; "
                 "run `lakehouse cdc %s` more often, or drop the slot if the source is retired",
                 self.src.name,
                 self.slot,
+                f"{self.lag_bytes:,}",
                 self.lag_bytes / 2**20,
                 self.options.lag_warning_mb,
                 self.src.name,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -117,7 +118,9 @@ def _normal(rows: list[tuple]) -> list[tuple]:
     return out
 
 
-def test_snapshot_then_stream_reaches_the_lake_exactly_once(shop, postgres: str) -> None:
+def test_snapshot_then_stream_reaches_the_lake_exactly_once(
+    shop, postgres: str, caplog: pytest.LogCaptureFixture
+) -> None:
     project, schema, source = shop
     psql(postgres, f"""
         INSERT INTO {schema}.orders SELECT g, 'placed', g * 1.5, '0.1234567890123456789012345',
@@ -176,7 +179,10 @@ def test_snapshot_then_stream_reaches_the_lake_exactly_once(shop, postgres: str)
     lagging = cli(project, "status")
     assert lagging.returncode == 0, lagging.stderr
     assert f"slot lakehouse_{source}" in lagging.stdout and "LAGGING" in lagging.stdout
-    assert _capture(project) == 2001
+    with caplog.at_level(logging.WARNING, logger="lakehouse.cdc"):
+        assert _capture(project) == 2001
+    assert any(f"lakehouse_{source} is" in r.message and "bytes" in r.message
+               and "lag_warning_mb" in r.message for r in caplog.records)  # fmt: skip
     assert "LAGGING" not in cli(project, "status").stdout
 
 
