@@ -350,11 +350,10 @@ def run_ingest(
         # each source's schema first, in one commit: two workers creating it at once
         # would conflict and wait out DuckLake's retries
         ensure_schemas(shared, sorted({s.name for s, _ in chosen}))
-        # change data capture: one drain per source, for all its `cdc` tables at once
-        by_slot: dict[str, tuple[SourceConfig, list[TableConfig]]] = {}
-        for s, t in chosen:
-            if t.reads_log(s):
-                by_slot.setdefault(s.name, (s, []))[1].append(t)
+        # change data capture: one drain per source, for all its `cdc` tables at once,
+        # even when only some were asked for (its slot moves past what all of them hold)
+        by_slot = {s.name: (s, [t for t in s.tables if t.reads_log(s)])
+                   for s, t in chosen if t.reads_log(s)}  # fmt: skip
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
             futures = [
                 pool.submit(

@@ -427,3 +427,28 @@ def test_a_dropped_slot_snapshots_again_and_a_keyless_table_is_refused(shop, pos
     assert not report.ok
     assert "has no replica identity" in report.failures()[0]
     assert "REPLICA IDENTITY FULL" in report.failures()[0]
+
+
+def test_one_table_asked_for_drains_its_whole_source(postgres: str, tmp_path: Path) -> None:
+    """A slot serves every CDC table of its source: landing one table alone would move
+    the slot past the others' changes, so asking for one drains them all."""
+    schema = f"cdc_{uuid.uuid4().hex[:8]}"
+    psql(postgres, f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.a (id int PRIMARY KEY, v text);"
+                   f"CREATE TABLE {schema}.b (id int PRIMARY KEY, v text)")  # fmt: skip
+    source = f"src_{schema}"
+    spec = {"lake": {"url": str(tmp_path / "lake")}, "sources": [{
+        "name": source, "kind": "postgres", "database": {"url": postgres, "schema": schema},
+        "tables": [{"name": "a", "primary_key": "id", "cdc": True},
+                   {"name": "b", "primary_key": "id", "cdc": True}]}]}  # fmt: skip
+    (tmp_path / "lakehouse.yml").write_text(yaml.safe_dump(spec))
+    project = load_project(tmp_path / "lakehouse.yml", env={})
+    try:
+        run_ingest(project.lake, project.spec.sources, project.base_dir)
+        psql(postgres, f"INSERT INTO {schema}.a VALUES (1, 'x'); "
+                       f"INSERT INTO {schema}.b VALUES (2, 'y')")  # fmt: skip
+        report = run_ingest(project.lake, project.spec.sources, project.base_dir,
+                            only=[f"{source}.a"])  # fmt: skip
+        assert report.ok and {(t.table, t.rows) for t in report.tables} == {("a", 1), ("b", 1)}
+        assert _capture(project) == 0
+    finally:
+        psql(postgres, f"SELECT pg_drop_replication_slot('lakehouse_{source}')")
