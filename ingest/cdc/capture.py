@@ -371,6 +371,7 @@ def run_cdc(
     chosen = cdc_sources(sources, only)
     captures = [Capture(lake, src, tables, base_dir) for src, tables in chosen]
     con = lake.connect(memory_limit=f"{memory_limit_mb}MB")
+    con.execute("SET preserve_insertion_order = false")  # (as ingest: bounded COPY memory)
     try:
         while True:
             started = time.monotonic()
