@@ -95,7 +95,7 @@ def setup_drain(path: str, **_: Any) -> Any:
 
 
 def drain(project: Any, **_: Any) -> dict[str, Any]:
-    from ingest.cdc.capture import run_cdc
+    from ingest.cdc.run import run_cdc
 
     landed = run_cdc(project.lake, project.spec.sources, project.base_dir)
     return {"changes": sum(landed.values())}

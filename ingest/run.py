@@ -370,7 +370,7 @@ def run_ingest(
                 if not t.reads_log(s)
             ]
             if by_slot:
-                from ingest.cdc.capture import capture_source  # (psycopg: only for CDC)
+                from ingest.cdc.run import capture_source  # (psycopg: only for CDC)
 
                 futures += [
                     pool.submit(capture_source, lake, s, ts, base_dir, shared, run_id)

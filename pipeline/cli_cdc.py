@@ -28,7 +28,7 @@ def cdc(ctx: click.Context, only: tuple[str, ...], follow: bool) -> None:
       lakehouse cdc shop_db
       lakehouse cdc --follow
     """
-    from ingest.cdc.capture import run_cdc
+    from ingest.cdc.run import run_cdc
 
     project = project_from(ctx)
     stop = None

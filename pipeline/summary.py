@@ -119,7 +119,7 @@ def _slots(project: Project) -> list[dict]:
     """CDC sources' replication slots and their lag (psycopg: only when there are some)."""
     if not any(t.reads_log(s) for s in project.spec.sources for t in s.tables):
         return []
-    from ingest.cdc.capture import slot_report
+    from ingest.cdc.run import slot_report
 
     return slot_report(project.spec.sources, project.base_dir)
 

@@ -15,19 +15,11 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
+from ingest.cdc.current import META
 from ingest.cdc.pg_types import array_to_json, cast, duck_type
 from ingest.cdc.slot import lsn_int
 from lake.duck import quote_ident, quote_str
 
-META = (
-    ("_op", "VARCHAR"),
-    ("_lsn", "BIGINT"),
-    ("_seq", "BIGINT"),
-    ("_xid", "BIGINT"),
-    ("_commit_ts", "TIMESTAMPTZ"),
-    ("_unchanged", "VARCHAR[]"),
-    ("_before", "JSON"),
-)
 _FIXED = {
     "SMALLINT",
     "INTEGER",

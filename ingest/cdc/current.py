@@ -12,7 +12,16 @@ from __future__ import annotations
 from lake import TableState
 from lake.duck import quote_ident, quote_str
 
-META_COLUMNS = ("_op", "_lsn", "_seq", "_xid", "_commit_ts", "_unchanged", "_before")
+META = (
+    ("_op", "VARCHAR"),
+    ("_lsn", "BIGINT"),
+    ("_seq", "BIGINT"),
+    ("_xid", "BIGINT"),
+    ("_commit_ts", "TIMESTAMPTZ"),
+    ("_unchanged", "VARCHAR[]"),
+    ("_before", "JSON"),
+)
+META_COLUMNS = tuple(name for name, _ in META)
 LINEAGE = ("_load_id", "_source_file", "_ingested_at")
 
 
