@@ -146,12 +146,24 @@ class DatabaseSource(Source):
             f"AND table_schema = {quote_str(_schema(self.source))} "
             f"AND table_name = {quote_str(self.remote_table)} ORDER BY ordinal_position"
         ).fetchall()
+        if not rows and self._is_view(con, alias):  # SQLite views list no columns there
+            name = f"{quote_ident(alias)}.{quote_ident(_schema(self.source))}."
+            rows = con.execute(f"DESCRIBE SELECT * FROM {name}{quote_ident(self.remote_table)}")
+            rows = [(r[0], r[1]) for r in rows.fetchall()]
         if not rows:
             raise IngestError(
                 self.source.name, self.table.name,
                 f"table {_schema(self.source)}.{self.remote_table} not found in the database",
             )  # fmt: skip
         return [(r[0], r[1]) for r in rows]
+
+    def _is_view(self, con: duckdb.DuckDBPyConnection, alias: str) -> bool:
+        return bool(con.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_type = 'VIEW' "
+            f"AND table_catalog = {quote_str(alias)} "
+            f"AND table_schema = {quote_str(_schema(self.source))} "
+            f"AND table_name = {quote_str(self.remote_table)}"
+        ).fetchall())  # fmt: skip
 
     def _pg_special(self, con: duckdb.DuckDBPyConnection, alias: str) -> tuple[set[str], set[str]]:
         """PostgreSQL columns DuckDB would map loosely: numerics without precision (as

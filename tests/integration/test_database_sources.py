@@ -133,16 +133,19 @@ def test_sqlite_table_list_glob_and_incremental_ids(tmp_path: Path) -> None:
         INSERT INTO inventory_eu VALUES ('A', 3), ('B', 0);
         INSERT INTO inventory_us VALUES ('A', 7);
         INSERT INTO audit_log (msg) VALUES ('one'), ('two'), ('three');
+        CREATE VIEW in_stock_v AS SELECT sku FROM inventory_eu WHERE on_hand > 0;
     """)
     con.commit()
     project = _project(tmp_path, {
         "name": "erp", "kind": "sqlite",
         "database": {"url": str(db), "include": ["inventory_*"]},
-        "tables": [{"name": "audit", "table": "audit_log", "cursor": "id"}],
+        "tables": [{"name": "audit", "table": "audit_log", "cursor": "id"},
+                   {"name": "in_stock", "table": "in_stock_v"}],  # a view extracts too
     })  # fmt: skip
     report = _ingest(project)
     assert {(t.table, t.rows) for t in report.tables} == {
         ("audit", 3),
+        ("in_stock", 1),
         ("inventory_eu", 2),
         ("inventory_us", 1),
     }
