@@ -10,13 +10,13 @@ ONLY   ?=
 
 install: $(STAMP)  ## venv + pinned packages + DuckDB extensions from PyPI
 
-$(STAMP): pyproject.toml constraints.txt scripts/ensure-postgres.sh
+$(STAMP): pyproject.toml constraints.txt scripts/ensure-services.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,dagster]'
 	$(BIN)/python -m lake.extensions
 	$(BIN)/python -m expectations.docs_assets
-	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-services.sh
 	mkdir -p data/warehouse
 	touch $(STAMP)
 

@@ -7,7 +7,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import batch_commit, cdc, dbt_build, gate, ingest_csv, ingest_more, operate, publish
+from bench import (
+    batch_commit,
+    cdc,
+    collector,
+    dbt_build,
+    gate,
+    ingest_csv,
+    ingest_more,
+    operate,
+    publish,
+)
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest_csv": ingest_csv.run_local,
@@ -25,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "cli_start": operate.run_cli_start,
     "run_noop": operate.run_noop,
     "cdc": cdc.run,
+    "collector": collector.run,
 }
 
 

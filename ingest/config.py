@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ingest.stream.options import MqttOptions
 from lake.layout import check_name
 
 
@@ -136,6 +137,17 @@ class TableConfig(_Strict):
         "(e.g. updated_since) for incremental extracts.",
     )
 
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Events and MQTT sources: the stream's schema, "
+        "field -> type (VARCHAR, BIGINT, INTEGER, DOUBLE, BOOLEAN, DATE, TIMESTAMPTZ, JSON); "
+        "an event with another field, or a value of another type, is rejected.",
+    )  # fmt: skip
+    required: list[str] = Field(
+        default_factory=list, description="Events and MQTT sources: fields that must be "
+        "present and not null.",
+    )  # fmt: skip
+    topic: str | None = Field(None, description="MQTT sources: topic filter (+ and # allowed).")
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
@@ -177,8 +189,11 @@ class TableConfig(_Strict):
         return [value] if isinstance(value, str) else value
 
 
-Kind = Literal["csv", "json", "parquet", "documents", "sqlite", "postgres", "http"]
+Kind = Literal["csv", "json", "parquet", "documents", "sqlite", "postgres", "http", "events",
+               "mqtt"]  # fmt: skip
 DATABASE_KINDS = ("sqlite", "postgres")
+PUSHED_KINDS = ("events", "mqtt")
+"""Sources that send their data to `lakehouse collect`: `lakehouse run` does not pull them."""
 COMMON_TABLE_OPTIONS = frozenset({"name", "primary_key", "write_disposition"})
 TABLE_OPTIONS: dict[str, frozenset[str]] = {
     "csv": frozenset({"path", "csv"}),
@@ -189,6 +204,8 @@ TABLE_OPTIONS: dict[str, frozenset[str]] = {
     "postgres": frozenset({"table", "cursor", "lag", "cdc"}),
     "http": frozenset({"endpoint", "params", "records_path", "paginate", "cursor",
                        "cursor_param", "json_max_depth"}),
+    "events": frozenset({"columns", "required"}),
+    "mqtt": frozenset({"topic", "columns", "required"}),
 }  # fmt: skip
 """Which table options each kind of source reads: any other is an error naming the key."""
 
@@ -296,6 +313,7 @@ class SourceConfig(_Strict):
         None, description="Database sources: the connection and table selection."
     )
     http: HttpOptions | None = Field(None, description="HTTP sources: the API.")
+    mqtt: MqttOptions | None = Field(None, description="MQTT sources: the broker.")
     schedule: str | None = Field(
         None,
         description="Cron expression: `lakehouse schedule` ingests this source and rebuilds "
@@ -334,6 +352,8 @@ class SourceConfig(_Strict):
             missing = [t.name for t in self.tables if not t.endpoint]
             if not self.tables or missing:
                 raise ValueError(f"tables need an `endpoint` for an http source: {missing}")
+        elif self.kind in PUSHED_KINDS:
+            self._check_streams()
         else:
             if self.database is not None or self.http is not None:
                 raise ValueError(f"`database`/`http` do not apply to a {self.kind} source")
@@ -343,6 +363,18 @@ class SourceConfig(_Strict):
             if missing:
                 raise ValueError(f"tables need a `path` for a {self.kind} source: {missing}")
         return self
+
+    def _check_streams(self) -> None:
+        if (self.kind == "mqtt") != (self.mqtt is not None):
+            raise ValueError("`mqtt: {host: ...}` is for (and needed by) an mqtt source")
+        if self.database is not None or self.http is not None or not self.tables:
+            raise ValueError(f"a {self.kind} source declares `tables` only (its streams)")
+        from ingest.stream.schema import check_schema
+
+        for table in self.tables:
+            check_schema(table)
+            if self.kind == "mqtt" and not table.topic:
+                raise ValueError(f"table {table.name}: an mqtt table needs a `topic`")
 
     @field_validator("name")
     @classmethod

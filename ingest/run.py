@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from ingest.cdc.diff import SnapshotDiffSource
-from ingest.config import DATABASE_KINDS, IngestSettings, SourceConfig, TableConfig
+from ingest.config import DATABASE_KINDS, PUSHED_KINDS, IngestSettings, SourceConfig, TableConfig
 from ingest.errors import IngestError, reason
 from ingest.sources import KINDS, Extract
 from ingest.sources.database import expand_tables
@@ -120,6 +120,11 @@ def _select(
     chosen, failed = [], []
     for src in sources:
         if only and src.name not in only and not any(o.startswith(f"{src.name}.") for o in only):
+            continue
+        if src.kind in PUSHED_KINDS:  # its data arrives through `lakehouse collect`
+            if only:
+                raise IngestError(src.name, "", f"a {src.kind} source sends its data: "
+                                  "`lakehouse collect` lands it as it arrives")  # fmt: skip
             continue
         try:
             tables = resolve_tables(lake, src, base_dir, con)

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest import IngestSettings, SourceConfig
+from ingest.stream import CollectorSettings
 from lake import Lake, LakeConfigError, LakeSettings
 from lake.redact import SECRET_NAME, register, register_dsn
 from pipeline.errors import ConfigError
@@ -84,6 +85,7 @@ class ProjectFile(_Strict):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
 
 
@@ -115,6 +117,10 @@ class Project:
     @property
     def expectations_dir(self) -> Path:
         return self._dir(self.spec.warehouse.expectations_dir)
+
+    @property
+    def collector_log_dir(self) -> Path:
+        return self._dir(self.spec.collector.log_dir)
 
     @property
     def build_db(self) -> Path:
@@ -233,7 +239,9 @@ def _register_secrets(spec: ProjectFile, settings: LakeSettings) -> None:
             register(*source.http.auth.secrets())
         if source.database is not None:
             register_dsn(source.database.url)
+        if source.mqtt is not None:
+            register(source.mqtt.password)
     if settings.s3 is not None:
         register(settings.s3.secret_access_key, settings.s3.session_token)
     register_dsn(settings.catalog)
-    register(spec.alerts.webhook_url)
+    register(spec.alerts.webhook_url, spec.collector.token)

@@ -1,7 +1,7 @@
 """Start a real PostgreSQL server on 127.0.0.1 (tests and benchmarks share this).
 
 PostgreSQL refuses to run as root, so as root the server runs as user `postgres`.
-`scripts/ensure-postgres.sh` (run by `make install`) installs it where missing.
+`scripts/ensure-services.sh` (run by `make install`) installs it where missing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 def pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
     if not found[-1]:
-        raise RuntimeError(f"PostgreSQL's {name} not found: run scripts/ensure-postgres.sh")
+        raise RuntimeError(f"PostgreSQL's {name} not found: run scripts/ensure-services.sh")
     return found[-1]
 
 

@@ -148,8 +148,10 @@ class DatabaseSource(Source):
         ).fetchall()
         if not rows and self._is_view(con, alias):  # SQLite views list no columns there
             name = f"{quote_ident(alias)}.{quote_ident(_schema(self.source))}."
-            rows = con.execute(f"DESCRIBE SELECT * FROM {name}{quote_ident(self.remote_table)}")
-            rows = [(r[0], r[1]) for r in rows.fetchall()]
+            described = con.execute(
+                f"DESCRIBE SELECT * FROM {name}{quote_ident(self.remote_table)}"
+            )
+            rows = [(r[0], r[1]) for r in described.fetchall()]
         if not rows:
             raise IngestError(
                 self.source.name, self.table.name,
