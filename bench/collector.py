@@ -114,6 +114,16 @@ def _visible_after(accepted: list[tuple[int, float]], seen: list[tuple[float, in
     return lags
 
 
+def _wait_url(log: Path, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(r"collecting on (http://[0-9.]+:[0-9]+)", log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    raise RuntimeError(f"the collector did not start: {log.read_text()[-2000:]}")
+
+
 def _reference(root: Path, n: int) -> Measurement:
     import pyarrow as pa
 
@@ -143,15 +153,14 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         root = Path(tmp)
         path = _project(root)
+        errors = (root / "collector.log").open("w+")
         server = subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "--project", str(path), "collect"],
-            stderr=subprocess.PIPE, text=True,
+            stderr=errors, text=True,
         )  # fmt: skip
-        line = server.stderr.readline() if server.stderr else ""
-        if "collecting on" not in line:
-            raise RuntimeError(f"the collector did not start: {line}")
-        url_s = re.search(r"http://[0-9.]+:[0-9]+", line).group(0)  # type: ignore[union-attr]
-        stop, seen = threading.Event(), {}
+        url_s = _wait_url(root / "collector.log")
+        stop = threading.Event()
+        seen: dict[int, list[tuple[float, int]]] = {}
         poller = threading.Thread(target=_poll, args=(path, stop, seen), daemon=True)
         poller.start()
         peak = [0.0]

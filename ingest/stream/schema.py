@@ -52,7 +52,7 @@ class Validator:
                 )
             if value is not None and not _fits(kind, value):
                 shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-                return f"{name}: {shown} is not a {kind}"
+                return f"{name}: {shown} is not a valid {kind}"
         return None
 
 

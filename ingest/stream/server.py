@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import json
 import logging
+import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -176,6 +177,7 @@ def serve(
             await collector.stop()
             for sub in subscribers:
                 sub.stop()
+            (log_dir / "collector.json").unlink(missing_ok=True)
 
     app = build_app(collector, settings, lifespan)
     config = uvicorn.Config(
@@ -187,4 +189,8 @@ def serve(
         loop="uvloop",
         timeout_graceful_shutdown=30,
     )
+    # uvicorn raises the stopping signal again once it has shut down (to die of it); the
+    # collector has landed everything by then, so that is a clean exit, status 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.Server(config).run(sockets=[sock])
