@@ -355,6 +355,10 @@ def run_ingest(
         # each source's schema first, in one commit: two workers creating it at once
         # would conflict and wait out DuckLake's retries
         ensure_schemas(shared, sorted({s.name for s, _ in chosen}))
+        if not only:  # pushed sources: their tables exist before their first event
+            from ingest.stream.land import ensure_tables, streams_of
+
+            ensure_tables(shared, list(streams_of(sources).values()))
         # change data capture: one drain per source, for all its `cdc` tables at once,
         # even when only some were asked for (its slot moves past what all of them hold)
         by_slot = {s.name: (s, [t for t in s.tables if t.reads_log(s)])

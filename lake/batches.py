@@ -58,7 +58,7 @@ _DDL = [
         reason VARCHAR, rejected_at TIMESTAMPTZ)""",
     f"""CREATE TABLE IF NOT EXISTS lake.{layout.PUBLICATIONS} (
         run_id VARCHAR, build_snapshot BIGINT, marts VARCHAR[], forced BOOLEAN,
-        rollback_of VARCHAR, published_at TIMESTAMPTZ)""",
+        rollback_of VARCHAR, published_at TIMESTAMPTZ, mart_snapshots VARCHAR)""",
 ]
 
 
@@ -132,7 +132,24 @@ def ensure_catalog(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
     if not exists or not exists[0]:
         create()
         con.execute(f"CALL lake.set_option('data_inlining_row_limit', {INLINE_ROWS})")
+    else:
+        _upgrade(con)
     _bootstrapped.add(catalog)
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """Columns added to the lake's own tables since a lake was created."""
+    if table_columns(con, layout.PUBLICATIONS) and "mart_snapshots" not in {
+        c for c, _ in table_columns(con, layout.PUBLICATIONS) or []
+    }:  # a publication may hold marts of several builds (`lakehouse stream`)
+
+        @in_transaction
+        def add() -> None:
+            with transaction(con):
+                con.execute(f"ALTER TABLE lake.{layout.PUBLICATIONS} "
+                            "ADD COLUMN IF NOT EXISTS mart_snapshots VARCHAR")  # fmt: skip
+
+        add()
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:

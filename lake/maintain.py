@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from lake import layout
 from lake.batches import in_transaction
 from lake.config import TABLES_DIR
+from lake.publish import publications
 from lake.storage import S3Storage, Storage
 
 
@@ -38,21 +38,15 @@ def maintain(
     killed writer never completed are aborted too."""
     now = datetime.now(UTC)
     cutoff = now - timedelta(days=retention_days)
-    # the published set must stay readable, however old
+    # every published set of the retention window, and the one in place however old,
+    # must stay readable: each of their marts at its own snapshot
+    history = publications(con)
+    kept = [p for p in history if p.published_at >= cutoff] + history[-1:]
+    oldest = min((s for p in kept for s in p.snapshots.values()), default=None)
     row = con.execute(
-        f"SELECT min(s.snapshot_time) FROM lake.{layout.PUBLICATIONS} p "
-        "JOIN ducklake_snapshots('lake') s ON s.snapshot_id = p.build_snapshot "
-        f"WHERE p.published_at >= ?",
-        [cutoff],
-    ).fetchone()
-    current = con.execute(
-        f"SELECT s.snapshot_time FROM lake.{layout.PUBLICATIONS} p "
-        "JOIN ducklake_snapshots('lake') s ON s.snapshot_id = p.build_snapshot "
-        "ORDER BY p.published_at DESC LIMIT 1"
-    ).fetchone()
-    keep_from = min(
-        [t for t in (cutoff, row[0] if row else None, current[0] if current else None) if t]
-    )
+        "SELECT snapshot_time FROM ducklake_snapshots('lake') WHERE snapshot_id = ?", [oldest]
+    ).fetchone() if oldest is not None else None  # fmt: skip
+    keep_from = min([cutoff] + ([row[0]] if row and row[0] else []))
 
     @in_transaction
     def step(sql: str, params: list | None = None) -> int:

@@ -12,10 +12,16 @@ their size.
 
 Rolling back is a publication too (of the set before the current one), so the history
 of what was published, and when, is the publications table itself.
+
+A publication may hold marts of different builds: `lakehouse stream` rebuilds the
+real-time marts every few seconds and publishes them at the new snapshot, while the other
+marts stay at the snapshot they were gated at. Each publication records every mart's
+snapshot (`mart_snapshots`), so a rollback or `--at` restores exactly that set.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +44,8 @@ class Publication:
     forced: bool
     rollback_of: str | None
     published_at: datetime
+    snapshots: dict[str, int]
+    """Each published mart's snapshot (`build_snapshot` for all, before partial ones)."""
 
 
 def mart_at(mart: str, snapshot: int, catalog: str | None = None) -> str:
@@ -71,10 +79,14 @@ def built_marts(con: duckdb.DuckDBPyConnection, snapshot: int) -> list[str]:
 def publications(con: duckdb.DuckDBPyConnection) -> list[Publication]:
     """Every publication, in commit order."""
     rows = con.execute(
-        "SELECT run_id, build_snapshot, marts, forced, rollback_of, published_at "
-        f"FROM lake.{layout.PUBLICATIONS} ORDER BY snapshot_id, published_at"
+        "SELECT run_id, build_snapshot, marts, forced, rollback_of, published_at, "
+        f"mart_snapshots FROM lake.{layout.PUBLICATIONS} ORDER BY snapshot_id, published_at"
     ).fetchall()
-    return [Publication(r[0], int(r[1]), list(r[2] or []), bool(r[3]), r[4], r[5]) for r in rows]
+    return [
+        Publication(r[0], int(r[1]), list(r[2] or []), bool(r[3]), r[4], r[5],
+                    json.loads(r[6]) if r[6] else {m: int(r[1]) for m in r[2] or []})
+        for r in rows
+    ]  # fmt: skip
 
 
 def published_stack(history: list[Publication]) -> list[Publication]:
@@ -91,15 +103,16 @@ def published_stack(history: list[Publication]) -> list[Publication]:
 
 def publish_marts(
     con: duckdb.DuckDBPyConnection,
-    snapshot: int,
-    marts: list[str],
+    snapshots: dict[str, int],
     run_id: str | None,
     forced: bool = False,
     rollback_of: str | None = None,
 ) -> Publication:
-    """Point `lake.marts.<mart>` at `lake._build.<mart>` as of `snapshot`, for every mart
-    in `marts`, and only those, in one commit."""
+    """Point `lake.marts.<mart>` at `lake._build.<mart>` as of its snapshot, for every mart
+    in `snapshots`, and only those, in one commit."""
     schema = quote_ident(layout.MARTS)
+    marts = sorted(snapshots)
+    snapshot = max(snapshots.values())
 
     @in_transaction
     def commit() -> None:
@@ -117,11 +130,12 @@ def publish_marts(
                 con.execute(f"DROP VIEW lake.{schema}.{quote_ident(gone)}")
             for mart in marts:
                 con.execute(f"CREATE OR REPLACE VIEW lake.{schema}.{quote_ident(mart)} AS "
-                            f"SELECT * FROM {mart_at(mart, snapshot)}")  # fmt: skip
+                            f"SELECT * FROM {mart_at(mart, snapshots[mart])}")  # fmt: skip
             con.execute(
-                f"INSERT INTO lake.{layout.PUBLICATIONS} VALUES (?, ?, ?, ?, ?, now())",
-                [run_id, snapshot, marts, forced, rollback_of],
-            )
+                f"INSERT INTO lake.{layout.PUBLICATIONS} VALUES (?, ?, ?, ?, ?, now(), ?)",
+                [run_id, snapshot, marts, forced, rollback_of,
+                 json.dumps(snapshots, sort_keys=True)],
+            )  # fmt: skip
             failpoint("publish_before_commit")
 
     commit()
@@ -136,7 +150,7 @@ def rollback(con: duckdb.DuckDBPyConnection) -> tuple[Publication, Publication]:
         raise LookupError("nothing to roll back to: fewer than two sets were published")
     current, previous = stack[-1], stack[-2]
     now = publish_marts(
-        con, previous.build_snapshot, previous.marts, previous.run_id,
+        con, previous.snapshots, previous.run_id,
         forced=previous.forced, rollback_of=current.run_id or "",
     )  # fmt: skip
     return current, now

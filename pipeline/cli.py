@@ -12,10 +12,10 @@ import click
 
 from pipeline import config as cfg
 from pipeline.cli_cdc import cdc
-from pipeline.cli_collect import collect
 from pipeline.cli_common import fail_cleanly, print_table, project_from, run_progress
 from pipeline.cli_lake import maintain, quarantine
 from pipeline.cli_operate import schedule, sources, status
+from pipeline.cli_stream import collect, stream
 from pipeline.errors import ConfigError, StageFailed
 
 wait_option = click.option(
@@ -397,7 +397,7 @@ def query(ctx: click.Context, sql: str, limit: int, at: str | None) -> None:
 
 main.add_command(quarantine)
 main.add_command(maintain)
-for command in (sources, status, schedule, cdc, collect):
+for command in (sources, status, schedule, cdc, collect, stream):
     main.add_command(command)
 
 

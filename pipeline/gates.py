@@ -220,13 +220,14 @@ def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[P
     return path, len(expectations)
 
 
-def check_marts(project: Project, snapshot: int) -> GateResult:
+def check_marts(project: Project, snapshot: int, only: list[str] | None = None) -> GateResult:
     """Validate the marts as built at `snapshot` (see `pipeline.serve.build_snapshot`):
-    publish then publishes exactly what passed, whatever builds ran since."""
+    publish then publishes exactly what passed, whatever builds ran since. `only`: these
+    marts (what `lakehouse stream` rebuilt)."""
     con = project.lake.connect(lake_read_only=True)
     try:
         marts = {m: f"lake.{quote_ident(BUILD)}.{quote_ident(m)}"
-                 for m in built_marts(con, snapshot)}  # fmt: skip
+                 for m in built_marts(con, snapshot) if only is None or m in only}  # fmt: skip
         checks: dict[str, list[Check]] = {m: [("", r, None, None)] for m, r in marts.items()}
         return gate_lake_batches(project, "marts", checks, con, [], snapshot=snapshot,
                                  named=marts)  # fmt: skip

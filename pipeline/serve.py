@@ -58,7 +58,7 @@ def publish(
         marts = built_marts(con, snapshot)
         if not marts:
             raise StageFailed("publish", "no marts in the lake: run `lakehouse build`")
-        return publish_marts(con, snapshot, marts, run_id, forced=force)
+        return publish_marts(con, dict.fromkeys(marts, snapshot), run_id, forced=force)
     finally:
         con.close()
 
@@ -121,9 +121,9 @@ def connect_serving(project: Project, at: str | None = None) -> duckdb.DuckDBPyC
             con.close()
             raise StageFailed("query", f"run {at} published nothing (see `lakehouse status`)")
         con.execute("ATTACH ':memory:' AS published")
-        for mart in found[-1].marts:
+        for mart, snapshot in found[-1].snapshots.items():
             con.execute(f"CREATE VIEW published.main.{quote_ident(mart)} AS SELECT * FROM "
-                        f"{mart_at(mart, found[-1].build_snapshot, 'lake')}")  # fmt: skip
+                        f"{mart_at(mart, snapshot, 'lake')}")  # fmt: skip
         con.execute("USE published")
     elif con.execute(
         # literals, not parameters: binding one imports pandas (0.4 s of a CLI query)

@@ -245,6 +245,20 @@ def _lost_a_race(failure: str) -> bool:
     return any(s in failure for s in _LOST_RACE)
 
 
+def ensure_streams(project: Project) -> None:
+    """The pushed sources' raw tables exist (empty until `lakehouse collect` lands their
+    first events), so that models reading them build before that."""
+    from ingest.stream.land import ensure_tables, streams_of
+
+    streams = streams_of(project.spec.sources)
+    if streams:
+        con = project.lake.connect()
+        try:
+            ensure_tables(con, list(streams.values()))
+        finally:
+            con.close()
+
+
 def build(
     project: Project,
     select: str | None = None,
@@ -257,6 +271,7 @@ def build(
     another lake writer are run again (`dbt retry`, which reruns the failed and skipped
     nodes only), up to three times."""
     ensure_deps(project)
+    ensure_streams(project)
     args = ["build"] + (["--select", *select.split()] if select else [])
     args += ["--exclude", *exclude.split()] if exclude else []
     args += extra or []

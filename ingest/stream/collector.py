@@ -18,7 +18,7 @@ import orjson
 
 from ingest.config import SourceConfig
 from ingest.stream import wal
-from ingest.stream.land import TOPIC, Stream, ensure_tables, land_segment
+from ingest.stream.land import TOPIC, ensure_tables, land_segment, streams_of
 from ingest.stream.options import CollectorSettings
 from ingest.stream.schema import Validator
 from lake import Lake
@@ -65,12 +65,7 @@ class Collector:
     ) -> None:
         self.lake = lake
         self.settings = settings
-        self.streams = {
-            (s.name, t.name): Stream(s, t)
-            for s in sources
-            if s.kind in ("events", "mqtt")
-            for t in s.tables
-        }
+        self.streams = streams_of(sources)
         self.validators = {key: Validator(st.table) for key, st in self.streams.items()}
         self.log = wal.Log(log_dir)
         self.metrics = Metrics()

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from ingest.config import SourceConfig, TableConfig
+from ingest.config import PUSHED_KINDS, SourceConfig, TableConfig
 from ingest.stream.wal import REJECTS, parse_stream_file
 from lake import layout
 from lake.batches import in_transaction, table_columns, transaction
@@ -50,9 +50,17 @@ class Landed:
     """The segment was in the lake already."""
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection, streams: list[Stream], inline_rows: int) -> None:
-    """Create each stream's raw table with its declared columns (plus lineage), add the
-    columns declared since, and let small micro-batches be inlined in the catalog."""
+def streams_of(sources: list[SourceConfig]) -> dict[tuple[str, str], Stream]:
+    """Every table of the pushed sources (`kind: events` and `kind: mqtt`)."""
+    return {(s.name, t.name): Stream(s, t) for s in sources if s.kind in PUSHED_KINDS
+            for t in s.tables}  # fmt: skip
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, streams: list[Stream],
+                  inline_rows: int | None = None) -> None:  # fmt: skip
+    """Create each stream's raw table with its declared columns (plus lineage), and add
+    the columns declared since: dbt can build on a stream before its first event. With
+    `inline_rows`, micro-batches up to that many rows are inlined in the catalog."""
 
     @in_transaction
     def create(stream: Stream) -> None:
@@ -62,23 +70,29 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, streams: list[Stream], inline_
             if existing is None:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS lake.{quote_ident(stream.source.name)}")
                 cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in stream.columns.items())
-                con.execute(
-                    f"CREATE TABLE {stream.raw} ({cols}, _load_id VARCHAR, "
-                    "_source_file VARCHAR, _ingested_at TIMESTAMPTZ)"
-                )
+                con.execute(f"CREATE TABLE {stream.raw} ({cols}, _load_id VARCHAR, "
+                            "_source_file VARCHAR, _ingested_at TIMESTAMPTZ)")  # fmt: skip
             else:
                 have = {c for c, _ in existing}
                 for c, t in stream.columns.items():
                     if c not in have:
                         con.execute(f"ALTER TABLE {stream.raw} ADD COLUMN {quote_ident(c)} {t}")
-        con.execute(
-            f"CALL lake.set_option('data_inlining_row_limit', {int(inline_rows)}, "
-            f"schema => {quote_str(stream.source.name)}, "
-            f"table_name => {quote_str(stream.table.name)})"
-        )
 
+    have: dict[tuple[str, str], set[str]] = {}
+    for schema, table, column in con.execute(
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = 'lake'"
+    ).fetchall():  # (one read: most runs find every table as declared)
+        have.setdefault((schema, table), set()).add(column)
     for stream in streams:
-        create(stream)
+        if not set(stream.columns) <= have.get((stream.source.name, stream.table.name), set()):
+            create(stream)
+        if inline_rows is not None:
+            con.execute(
+                f"CALL lake.set_option('data_inlining_row_limit', {int(inline_rows)}, "
+                f"schema => {quote_str(stream.source.name)}, "
+                f"table_name => {quote_str(stream.table.name)})"
+            )
 
 
 def land_segment(

@@ -6,7 +6,10 @@ with
 
 reviews as (
 
+    -- the vendor's API (batch) and the shop's own site (live, through `lakehouse collect`)
     select * from {{ ref('stg_vendor__reviews') }}
+    union all by name
+    select * from {{ ref('stg_live__reviews') }}
 
 ),
 
