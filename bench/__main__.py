@@ -17,6 +17,7 @@ from bench import (
     ingest_more,
     operate,
     publish,
+    realtime,
 )
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -36,6 +37,8 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "run_noop": operate.run_noop,
     "cdc": cdc.run,
     "collector": collector.run,
+    "event_to_mart": realtime.run_event_to_mart,
+    "mqtt": realtime.run_mqtt,
 }
 
 

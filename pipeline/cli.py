@@ -5,27 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
-from pipeline import config as cfg
 from pipeline.cli_cdc import cdc
-from pipeline.cli_common import fail_cleanly, print_table, project_from, run_progress
+from pipeline.cli_common import exit_for, fail_cleanly, print_table, project_from, run_progress
+from pipeline.cli_demo import demo, example_api, generate
 from pipeline.cli_lake import maintain, quarantine
 from pipeline.cli_operate import schedule, sources, status
 from pipeline.cli_stream import collect, stream
-from pipeline.errors import ConfigError, StageFailed
+from pipeline.errors import StageFailed
 
 wait_option = click.option(
     "--wait", "wait_s", type=float, default=0, show_default=True, metavar="SECONDS",
     help="If another run holds the lake, wait this long for it (then exit 75, naming it).",
-)  # fmt: skip
-
-scale_option = click.option(
-    "--scale", type=float, default=1.0, show_default=True,
-    help="Size of the example shop (1 = 20,000 orders).",
 )  # fmt: skip
 
 
@@ -64,31 +58,6 @@ def main(ctx: click.Context, project: str | None, verbose: bool) -> None:
 
 
 @main.command()
-@scale_option
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option(
-    "--out",
-    type=click.Path(),
-    default="data/sources",
-    show_default=True,
-    help="Folder to write into.",
-)
-@fail_cleanly
-def generate(scale: float, seed: int, out: str) -> None:
-    """Generate the example shop's source files (deterministic for a seed).
-
-    \b
-    Example:
-      lakehouse generate --scale 10 --out data/sources
-    """
-    from pipeline.shop_data import generate as gen
-
-    counts = gen(Path(out), scale=scale, seed=seed)
-    for table, n in counts.items():
-        click.echo(f"{table:<12} {n:>12,} rows")
-
-
-@main.command()
 @click.argument("only", nargs=-1)
 @click.pass_context
 @fail_cleanly
@@ -107,7 +76,7 @@ def ingest(ctx: click.Context, only: tuple[str, ...]) -> None:
         record = run_pipeline(project_from(ctx), stages=("ingest",), only=list(only) or None,
                               progress=progress)  # fmt: skip
     _print_ingest(record)
-    _exit_for(record)
+    exit_for(record)
 
 
 def _print_ingest(record: Any) -> None:
@@ -295,79 +264,7 @@ def run(ctx: click.Context, only: tuple[str, ...], selected: tuple[str, ...],
         record = run_pipeline(project, only=[*only, *selected] or None, wait_s=wait_s,
                               progress=progress)  # fmt: skip
     print_summary(project, record)
-    _exit_for(record)
-
-
-def _exit_for(record: Any) -> None:
-    """A run that went on without a failed source says so in its exit code (2); one that
-    set batches aside, 3."""
-    if record.failed_sources:
-        click.echo(f"error: partial run: {', '.join(record.failed_sources)} could not be "
-                   "ingested; the other sources went on (see SKIPPED)", err=True)  # fmt: skip
-        sys.exit(2)
-    if record.quarantined:
-        click.echo(f"error: {len(record.quarantined)} batch(es) quarantined: see "
-                   "`lakehouse quarantine list`", err=True)  # fmt: skip
-        sys.exit(3)
-
-
-@main.command()
-@scale_option
-@click.pass_context
-@fail_cleanly
-def demo(ctx: click.Context, scale: float) -> None:
-    """Generate the example shop and run the whole pipeline on it.
-
-    \b
-    Example:
-      lakehouse demo --scale 2
-    """
-    from pipeline.run import run_pipeline
-    from pipeline.shop_api import ShopApi
-    from pipeline.shop_data import generate as gen
-    from pipeline.summary import print_summary
-
-    base = cfg.find_project_file(ctx.obj.get("project")).parent
-    sources = base / "data" / "sources"
-    counts = gen(sources, scale=scale)
-    click.echo(
-        f"generated the example shop (scale {scale}): "
-        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
-    )
-    if os.environ.get("SHOP_DB_KIND") == "postgres":  # docker-compose: the shop runs on PG
-        from pipeline.shop_data import load_into_postgres
-
-        load_into_postgres(sources / "shop.sqlite", os.environ["SHOP_DB_URL"])
-        click.echo("loaded the shop database into PostgreSQL")
-    with ShopApi(sources / "vendor" / "reviews.json") as api:
-        # the vendor source's base_url and token, for this project only
-        project = cfg.load_project(ctx.obj.get("project"), env={**os.environ, **api.env()})
-        with run_progress(ctx) as progress:
-            record = run_pipeline(project, progress=progress)
-    print_summary(project, record)
-    _exit_for(record)
-
-
-@main.command("example-api")
-@click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1.")
-@click.pass_context
-@fail_cleanly
-def example_api(ctx: click.Context, port: int) -> None:
-    """Serve the example shop's review vendor API (for `lakehouse run` by hand; `lakehouse
-    demo` runs it itself). Stops with Ctrl-C.
-
-    \b
-    Example:
-      lakehouse example-api &  lakehouse run
-    """
-    from pipeline.shop_api import serve_until_interrupted
-
-    base = cfg.find_project_file(ctx.obj.get("project")).parent
-    reviews = base / "data" / "sources" / "vendor" / "reviews.json"
-    if not reviews.exists():
-        raise ConfigError(f"{reviews} not found: run `lakehouse demo` (or generate) first")
-    click.echo(f"serving {reviews} at http://127.0.0.1:{port}/v1/reviews (Ctrl-C stops)")
-    serve_until_interrupted(reviews, port)
+    exit_for(record)
 
 
 @main.command()
@@ -397,7 +294,7 @@ def query(ctx: click.Context, sql: str, limit: int, at: str | None) -> None:
 
 main.add_command(quarantine)
 main.add_command(maintain)
-for command in (sources, status, schedule, cdc, collect, stream):
+for command in (sources, status, schedule, cdc, collect, stream, generate, demo, example_api):
     main.add_command(command)
 
 

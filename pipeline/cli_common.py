@@ -87,3 +87,16 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], limit: in
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
     more = f" (showing {limit})" if len(rows) > limit else ""
     click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{more})")
+
+
+def exit_for(record: Any) -> None:
+    """A run that went on without a failed source says so in its exit code (2); one that
+    set batches aside, 3."""
+    if record.failed_sources:
+        click.echo(f"error: partial run: {', '.join(record.failed_sources)} could not be "
+                   "ingested; the other sources went on (see SKIPPED)", err=True)  # fmt: skip
+        sys.exit(2)
+    if record.quarantined:
+        click.echo(f"error: {len(record.quarantined)} batch(es) quarantined: see "
+                   "`lakehouse quarantine list`", err=True)  # fmt: skip
+        sys.exit(3)

@@ -44,6 +44,20 @@ def _project(root: Path, collector: dict[str, Any] | None = None,
     return load_project(root / "lakehouse.yml", env={})
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """A test that fails half-way leaves no collector running."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
 class Collecting:
     """A `lakehouse collect` process and its URL."""
 
@@ -55,6 +69,7 @@ class Collecting:
             [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), "collect"],
             env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        _started.append(self.proc)
         self.stderr: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
         deadline = time.monotonic() + 60

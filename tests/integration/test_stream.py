@@ -15,7 +15,11 @@ from pipeline.config import Project
 from pipeline.run import run_pipeline
 from pipeline.serve import current, history, query
 from tests.conftest import ProjectFactory
-from tests.integration.test_collector import Collecting
+from tests.integration.test_collector import (  # noqa: F401  (the fixture)
+    Collecting,
+    _no_process_left,
+    _started,
+)
 
 
 def _flag(project: Project, review_id: int) -> tuple | None:
@@ -36,6 +40,7 @@ def test_a_fraud_ring_is_flagged_in_the_published_marts_seconds_after_posting(
         [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), "stream"],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    _started.append(streamer)
     try:
         deadline = time.monotonic() + 180
         while len(history(project)) < 2:  # its first cycle publishes what is there now

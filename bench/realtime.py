@@ -1,0 +1,335 @@
+"""Real-time benchmarks: an event's way to a published mart, and MQTT into the lake.
+
+- `event_to_mart`: the example shop (BENCH_REALTIME_SCALE, default 1) published by a
+  batch `lakehouse run`; then `lakehouse collect` and `lakehouse stream` run while a
+  client posts BENCH_REALTIME_RATE events/s (default 1,000: clicks, and 5% reviews, so
+  the real-time marts rebuild back to back). Every 2 s a probe posts a fraud ring (three
+  reviews from one IP); the seconds until the ring's third review is flagged in the
+  published `fct_reviews` (as `lakehouse query` reads it) give `p50_s` and `p95_s`;
+  `value` is the p95, over BENCH_REALTIME_PROBES probes (default 20). `reference`: the
+  same probe landed by the collector and published by a batch `lakehouse run`.
+  `peak_rss_mb`: the stream process's.
+- `mqtt`: BENCH_MQTT_PUBLISHERS processes (default 2) publish readings at QoS 1 to a
+  real Mosquitto for BENCH_MQTT_S seconds (default 15) while `lakehouse collect`
+  subscribes; `value`: readings/s into the lake (all of them, each once, checked);
+  `p50_visible_s`/`p95_visible_s`: from the broker's acknowledgement of a publish to the
+  reading being visible in the lake. `reference`: a bare paho subscriber at QoS 1
+  receiving the same load (the broker and client's own ceiling), readings/s.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.common import DATA, Measurement, write_result
+
+SCALE = float(os.environ.get("BENCH_REALTIME_SCALE", "1"))
+RATE = int(os.environ.get("BENCH_REALTIME_RATE", "1000"))
+PROBES = int(os.environ.get("BENCH_REALTIME_PROBES", "20"))
+PUBLISHERS = int(os.environ.get("BENCH_MQTT_PUBLISHERS", "2"))
+MQTT_S = float(os.environ.get("BENCH_MQTT_S", "15"))
+LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
+
+
+def _service(project: Path, command: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([LAKEHOUSE, "--project", str(project), command],
+                            stderr=log.open("w"), stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+def _url(log: Path, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(r"collecting on (http://[0-9.]+:[0-9]+)", log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    raise RuntimeError(f"the collector did not start: {log.read_text()[-2000:]}")
+
+
+def _post(url: str, stream: str, events: list[dict]) -> None:
+    import requests
+
+    r = requests.post(f"{url}/v1/{stream}", data=json.dumps(events), timeout=30)
+    if r.status_code != 200:
+        raise RuntimeError(f"{stream}: HTTP {r.status_code} {r.text[:300]}")
+
+
+def _load(url: str, rate: int, stop_file: str) -> None:
+    """`rate` events/s in posts of 100: clicks, one review in 20."""
+    import requests
+
+    session, seq, t0 = requests.Session(), 0, time.monotonic()
+    while not Path(stop_file).exists():
+        clicks = [{"event_id": f"load-{seq + i}", "session_id": f"s{(seq + i) // 30}",
+                   "event_type": "page_view", "product_id": (seq + i) % 300 + 1,
+                   "url": f"/p/{(seq + i) % 300 + 1}",
+                   "occurred_at": datetime.now(UTC).isoformat()} for i in range(95)]  # fmt: skip
+        reviews = [{"review_id": 5_000_000 + seq + i, "product_id": (seq + i) % 300 + 1,
+                    "customer_id": (seq + i) % 2000 + 1, "rating": 4,
+                    "body": f"fine {seq + i}", "author_ip": f"198.51.100.{i}",
+                    "posted_at": datetime.now(UTC).isoformat()} for i in range(5)]  # fmt: skip
+        session.post(f"{url}/v1/live/clicks", data=json.dumps(clicks), timeout=30)
+        session.post(f"{url}/v1/live/reviews", data=json.dumps(reviews), timeout=30)
+        seq += 100
+        ahead = seq / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def _ring(base: int) -> list[dict]:
+    now = datetime.now(UTC)
+    return [{"review_id": base + i, "product_id": 7, "customer_id": 10_000_000 + base + i,
+             "rating": 5, "body": f"BEST EVER {base}", "author_ip": f"203.0.113.{base % 250}",
+             "posted_at": (now + timedelta(minutes=i)).isoformat()} for i in range(3)]  # fmt: skip
+
+
+def _flagged_after(project: Any, url: str, base: int, timeout_s: float = 300) -> float:
+    from pipeline.serve import query
+
+    _post(url, "live/reviews", _ring(base))
+    t0 = time.monotonic()
+    sql = f"SELECT is_suspected_fraud FROM fct_reviews WHERE review_id = {base + 2}"
+    while time.monotonic() - t0 < timeout_s:
+        rows = query(project, sql)[1]
+        if rows and rows[0][0]:
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    raise RuntimeError(f"probe {base} was not flagged in {timeout_s:g} s")
+
+
+def run_event_to_mart() -> dict[str, Any]:
+    import psutil
+
+    from bench.dbt_build import make_shop_project
+    from pipeline.shop_api import ShopApi
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-realtime-", dir=DATA) as tmp:
+        root = Path(tmp)
+        project = make_shop_project(root, SCALE)
+        spec = yaml.safe_load(project.path.read_text())
+        spec["collector"] = {"port": 0, "log_dir": str(root / "collector")}
+        project.path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        from pipeline.config import load_project
+
+        project = load_project(project.path)
+        with ShopApi(project.base_dir / "sources" / "vendor" / "reviews.json") as api:
+            os.environ.update(api.env())
+            run = [LAKEHOUSE, "--project", str(project.path), "run"]
+            subprocess.run(run, check=True, capture_output=True)
+            collector = _service(project.path, "collect", root / "collect.log")
+            url = _url(root / "collect.log")
+            # reference: the probe through a batch run
+            t0 = time.monotonic()
+            _post(url, "live/reviews", _ring(1_000))
+            time.sleep(project.spec.collector.max_batch_s * 2)  # (in the lake)
+            subprocess.run(run, check=True, capture_output=True)
+            batch_s = time.monotonic() - t0
+            streamer = _service(project.path, "stream", root / "stream.log")
+            peak = [0.0]
+            stop = threading.Event()
+
+            def watch() -> None:
+                proc = psutil.Process(streamer.pid)
+                while not stop.is_set():
+                    peak[0] = max(peak[0], proc.memory_info().rss / 1e6)
+                    time.sleep(0.2)
+
+            threading.Thread(target=watch, daemon=True).start()
+            _flagged_after(project, url, 2_000)  # (its first cycles are done)
+            stop_file = root / "stop-load"
+            load = multiprocessing.get_context("spawn").Process(
+                target=_load, args=(url, RATE, str(stop_file)))  # fmt: skip
+            load.start()
+            lags = []
+            for i in range(PROBES):
+                lags.append(_flagged_after(project, url, 10_000 + 10 * i))
+                time.sleep(2)
+            stop_file.touch()
+            load.join(60)
+            stop.set()
+            for proc in (streamer, collector):
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(120)
+            cycles = (root / "stream.log").read_text().count("published at snapshot")
+        q = statistics.quantiles(lags, n=20)
+        return write_result("event_to_mart", Measurement(q[18], peak[0], {}),
+                            Measurement(batch_s, 0, {}), scale=SCALE, probes=PROBES,
+                            load_events_per_s=RATE, p50_s=round(statistics.median(lags), 3),
+                            p95_s=round(q[18], 3), max_s=round(max(lags), 3),
+                            stream_cycles=cycles, target_p95_s=10)  # fmt: skip
+
+
+def _publisher(port: int, index: int, seconds: float, out: str) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    acked: list[tuple[int, float]] = []
+    seq, pending = 0, []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        payload = json.dumps({"sensor_id": f"p{index}", "seq": seq, "temperature_c": 4.5,
+                              "read_at": datetime.now(UTC).isoformat()})  # fmt: skip
+        pending.append((seq, client.publish(f"warehouses/{index}/sensors", payload, qos=1)))
+        seq += 1
+        if len(pending) >= 500:
+            for _, info in pending:
+                info.wait_for_publish(60)
+            acked.append((pending[-1][0], time.time()))
+            pending = []
+    for _, info in pending:
+        info.wait_for_publish(60)
+    if pending:
+        acked.append((pending[-1][0], time.time()))
+    client.disconnect()
+    client.loop_stop()
+    Path(out).write_text(json.dumps({"acked": acked, "sent": seq}))
+
+
+def _bare_subscriber(port: int, expected: int, out: str) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got = [0, 0.0, 0.0]
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        json.loads(msg.payload)
+        if got[0] == 0:
+            got[1] = time.time()
+        got[0] += 1
+        got[2] = time.time()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_connect = lambda c, *a: c.subscribe("warehouses/+/sensors", qos=1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    Path(out + ".ready").touch()
+    deadline = time.time() + 600
+    while got[0] < expected and time.time() < deadline:
+        time.sleep(0.05)
+    client.loop_stop()
+    Path(out).write_text(json.dumps({"received": got[0]}))
+
+
+def _publish_all(port: int, root: Path, tag: str) -> tuple[list[dict], float, float]:
+    ctx = multiprocessing.get_context("spawn")
+    outs = [str(root / f"pub-{tag}-{i}.json") for i in range(PUBLISHERS)]
+    t0 = time.time()
+    procs = [ctx.Process(target=_publisher, args=(port, i, MQTT_S, outs[i]))
+             for i in range(PUBLISHERS)]  # fmt: skip
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return [json.loads(Path(o).read_text()) for o in outs], t0, time.time()
+
+
+def run_mqtt() -> dict[str, Any]:
+    import psutil
+
+    from tests.mosquitto import mosquitto_server
+
+    with tempfile.TemporaryDirectory(prefix="bench-mqtt-") as tmp, \
+            mosquitto_server() as (_, port):  # fmt: skip
+        root = Path(tmp)
+        # reference: the same publishers, a bare subscriber
+        bare_out = str(root / "bare.json")
+        ctx = multiprocessing.get_context("spawn")
+        sub = ctx.Process(target=_bare_subscriber, args=(port, 10**12, bare_out))
+        sub.start()
+        while not Path(bare_out + ".ready").exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        pubs, t0, t1 = _publish_all(port, root, "bare")
+        sent = sum(p["sent"] for p in pubs)
+        time.sleep(2)
+        sub.terminate()
+        bare_rate = sent / (t1 - t0)
+
+        spec = {"lake": {"url": str(root / "lake")},
+                "collector": {"port": 0, "log_dir": str(root / "log")},
+                "sources": [{"name": "sensors", "kind": "mqtt",
+                             "mqtt": {"port": port, "max_inflight": 20000},
+                             "tables": [{"name": "readings", "topic": "warehouses/+/sensors",
+                                         "primary_key": ["sensor_id", "seq"],
+                                         "columns": {"sensor_id": "VARCHAR", "seq": "BIGINT",
+                                                     "temperature_c": "DOUBLE",
+                                                     "read_at": "TIMESTAMPTZ"}}]}]}  # fmt: skip
+        path = root / "lakehouse.yml"
+        path.write_text(yaml.safe_dump(spec))
+        collector = _service(path, "collect", root / "collect.log")
+        _url(root / "collect.log")
+        time.sleep(1)  # (subscribed)
+        peak = [0.0]
+        seen: dict[str, list[tuple[float, int]]] = {}
+        stop = threading.Event()
+
+        def poll() -> None:
+            from pipeline.config import load_project
+
+            con = load_project(path).lake.connect(lake_read_only=True)
+            ps = psutil.Process(collector.pid)
+            while not stop.is_set():
+                peak[0] = max(peak[0], ps.memory_info().rss / 1e6)
+                rows = con.execute("SELECT sensor_id, max(seq) FROM lake.sensors.readings "
+                                   "GROUP BY 1").fetchall()  # fmt: skip
+                now = time.time()
+                for sensor, top in rows:
+                    seen.setdefault(sensor, []).append((now, top))
+                time.sleep(0.05)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        pubs, t0, t1 = _publish_all(port, root, "lake")
+        sent = {f"p{i}": p["sent"] for i, p in enumerate(pubs)}
+        deadline = time.time() + 300
+        while time.time() < deadline and any(
+            not seen.get(s) or seen[s][-1][1] < n - 1 for s, n in sent.items()
+        ):
+            time.sleep(0.1)
+        landed_at = max(seen[s][-1][0] for s in sent)
+        stop.set()
+        poller.join()
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(120)
+        from bench.collector import _visible_after
+        from pipeline.config import load_project
+
+        con = load_project(path).lake.connect()
+        total, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT (sensor_id, seq)) FROM lake.sensors.readings"
+        ).fetchone() or (0, 0)
+        con.close()
+        if total != sum(sent.values()) or distinct != total:
+            raise RuntimeError(f"{sum(sent.values()):,} published, {total:,} landed "
+                               f"({distinct:,} distinct)")  # fmt: skip
+        lags = sorted(x for i, p in enumerate(pubs)
+                      for x in _visible_after([tuple(a) for a in p["acked"]],
+                                              seen.get(f"p{i}", [])))  # fmt: skip
+        q = statistics.quantiles(lags, n=100)
+        rate = total / (landed_at - t0)
+        return write_result(
+            "mqtt", Measurement(rate, peak[0], {}), Measurement(bare_rate, 0, {}),
+            unit="readings/s", readings=total, publishers=PUBLISHERS,
+            p50_visible_s=round(q[49], 3), p95_visible_s=round(q[94], 3),
+        )  # fmt: skip
