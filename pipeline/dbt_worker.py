@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -41,15 +42,9 @@ class DbtWorker:
         self.sources: list[tuple[str, str]] = [tuple(s) for s in hello["sources"]]
         """The raw tables (source, table) the tagged models read, through any model."""
 
-    def build(self, select: str, attempts: int = 3) -> DbtResult:
-        """`dbt build --select`; a build that lost a commit race with another lake writer
-        (the collector commits every half second) is run again."""
-        result = self._build(select)
-        for _ in range(attempts - 1):
-            if result.ok or not all(_lost_a_race(f) for f in result.failures):
-                break
-            result = self._build(select)
-        return result
+    def build(self, select: str) -> DbtResult:
+        """`dbt build --select` in a fork of the worker."""
+        return self._build(select)
 
     def _build(self, select: str) -> DbtResult:
         self.conn.send(select)
@@ -115,8 +110,23 @@ def _serve(conn: Connection, env: dict[str, str], flags: list[str], tag: str) ->
                        "failures": [f"the dbt build process ended with {code}"]})  # fmt: skip
 
 
-def _build(runner: Any, select: str, flags: list[str]) -> dict[str, Any]:
-    res = runner.invoke(["build", "--select", select, *flags])
+def _build(runner: Any, select: str, flags: list[str], attempts: int = 6) -> dict[str, Any]:
+    """`dbt build`, then `dbt retry` (the failed and skipped nodes only) while every failure
+    is a commit that lost a race with another lake writer (the collector commits every
+    half second; the SQLite catalog then says `database is locked`)."""
+    body = _outcome(runner.invoke(["build", "--select", select, *flags]))
+    for attempt in range(attempts - 1):
+        if not body["failures"] or not all(_lost_a_race(f) for f in body["failures"]):
+            break
+        time.sleep(0.1 * 2**attempt)
+        again = _outcome(runner.invoke(["retry", *flags]))
+        again["models"] += body["models"]
+        again["tests_passed"] += body["tests_passed"]
+        body = again
+    return body
+
+
+def _outcome(res: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"returncode": 0 if res.success else 1, "models": 0,
                             "tests_passed": 0, "failures": [], "warnings": []}  # fmt: skip
     for r in getattr(res.result, "results", None) or []:

@@ -145,8 +145,9 @@ class Player:
 
 
 def _service(project: Project, command: str, log: Path) -> subprocess.Popen:
+    out = log.open("w")
     return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--project",
-                             str(project.path), command], stderr=log.open("w"))  # fmt: skip
+                             str(project.path), command], stdout=out, stderr=out)  # fmt: skip
 
 
 def _wait_for_url(project: Project, proc: subprocess.Popen, log: Path) -> str:
