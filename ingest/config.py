@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ingest.cdc.options import CdcOptions
 from ingest.stream.options import MqttOptions
 from lake.layout import check_name
 
@@ -98,6 +98,11 @@ class TableConfig(_Strict):
     max_text_mb: int = Field(
         64, ge=1, description="Documents sources: text is extracted from files up to this "
         "size; larger ones land with `extraction_error: too large` (their bytes are kept).",
+    )  # fmt: skip
+    tail: bool = Field(
+        False, description="JSON Lines sources: files another process keeps appending to; "
+        "each ingest lands the whole lines added since the byte offset the last batch "
+        "committed (a file truncated or replaced is read from the start).",
     )  # fmt: skip
     json_max_depth: int = Field(
         16, ge=1, le=64,
@@ -197,7 +202,7 @@ PUSHED_KINDS = ("events", "mqtt")
 COMMON_TABLE_OPTIONS = frozenset({"name", "primary_key", "write_disposition"})
 TABLE_OPTIONS: dict[str, frozenset[str]] = {
     "csv": frozenset({"path", "csv"}),
-    "json": frozenset({"path", "json_format", "json_max_depth"}),
+    "json": frozenset({"path", "json_format", "json_max_depth", "tail"}),
     "parquet": frozenset({"path"}),
     "documents": frozenset({"path", "max_text_mb"}),
     "sqlite": frozenset({"table", "cursor", "lag", "cdc"}),
@@ -208,41 +213,6 @@ TABLE_OPTIONS: dict[str, frozenset[str]] = {
     "mqtt": frozenset({"topic", "columns", "required"}),
 }  # fmt: skip
 """Which table options each kind of source reads: any other is an error naming the key."""
-
-
-class CdcOptions(_Strict):
-    """Change data capture from PostgreSQL's write-ahead log, through a logical
-    replication slot and the wal2json plugin. The server needs `wal_level = logical`; the
-    user needs the REPLICATION attribute (or to own the slot) and SELECT on the tables."""
-
-    mode: Literal["log", "diff"] = Field(
-        "log",
-        description="log: read the write-ahead log. diff: compare each full dump with the "
-        "lake's current state by primary key (no replication rights needed; changes that "
-        "cancel out between two dumps are not seen). SQLite sources always diff.",
-    )
-    slot: str | None = Field(
-        None, description="Replication slot (default: lakehouse_<source>). One per source."
-    )
-    create_slot: bool = Field(
-        True, description="Create the slot when missing (else a missing slot is an error)."
-    )
-    max_batch_changes: int = Field(
-        100_000, ge=1, description="Changes per batch, rounded up to whole transactions (a "
-        "transaction is never split; a large one is spooled to disk, not held in memory).",
-    )  # fmt: skip
-    poll_s: float = Field(0.2, gt=0, description="`lakehouse cdc --follow`: wait between polls.")
-    lag_warning_mb: float = Field(
-        1024, gt=0, description="Warn when the slot holds back more WAL than this: the "
-        "server keeps every byte of WAL a slot has not confirmed.",
-    )  # fmt: skip
-
-    @field_validator("slot")
-    @classmethod
-    def _slot(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[a-z0-9_]{1,63}", value):
-            raise ValueError("a slot name is 1-63 of a-z, 0-9 and _")
-        return value
 
 
 class DatabaseOptions(_Strict):

@@ -12,15 +12,20 @@ file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
+import xxhash
 
-from ingest.sources.base import Opened
-from ingest.sources.files import FileSource
+from ingest.errors import IngestError
+from ingest.sources.base import Extract, Opened
+from ingest.sources.files import FileSource, glob_root
+from lake import TableState
 from lake.duck import quote_str
 
 BOM = b"\xef\xbb\xbf"
@@ -32,6 +37,60 @@ REJECTS_COLUMNS = (
 
 class JsonSource(FileSource):
     kind = "json"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._shown: dict[str, str] = {}
+        """Temporary files' names as rejects show them (tail mode: the file and bytes)."""
+
+    def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
+        if not self.table.tail:
+            yield from super().extracts(con, state)
+            return
+        root = glob_root(self.pattern())
+        for filename, size, mtime in self.list_files(con):
+            if filename.startswith("s3://"):
+                why = "tail mode reads local files (objects are replaced, not appended to)"
+                raise IngestError(self.source.name, self.table.name, why, filename)
+            key = filename.removeprefix(root)
+            before = state.last_by_input.get(key)
+            found = _appended(filename, size, before.input if before else {})
+            if found is None:
+                continue
+            start, end, head, head_len = found
+            fingerprint = hashlib.sha256(f"{key}\0{head}\0{start}\0{end}".encode()).hexdigest()
+            meta = {"size": size, "mtime": mtime, "offset_start": start, "offset_end": end,
+                    "head": head, "head_len": head_len}  # fmt: skip
+            opener = self._range_opener(filename, start, end)
+            yield Extract(fingerprint, f"{filename} bytes {start}-{end}", opener, meta,
+                          input_key=key)  # fmt: skip
+
+    def _range_opener(self, filename: str, start: int, end: int) -> Any:
+        def open_range(con: duckdb.DuckDBPyConnection) -> Opened:
+            part = tempfile.NamedTemporaryFile(  # noqa: SIM115
+                "wb", prefix="lakehouse-tail-", suffix=".jsonl", delete=False
+            )
+            with part, open(filename, "rb") as src:
+                src.seek(start)
+                left = end - start
+                while left > 0:
+                    chunk = src.read(min(left, 1 << 22))
+                    if not chunk:
+                        break
+                    part.write(chunk)
+                    left -= len(chunk)
+            self._shown[part.name] = f"{filename} bytes {start}-{end}"
+            opened = self.open_file(con, part.name)
+            done = opened.cleanup
+
+            def cleanup() -> None:
+                done()
+                os.unlink(part.name)
+
+            opened.cleanup = cleanup
+            return opened
+
+        return open_range
 
     def open_file(self, con: duckdb.DuckDBPyConnection, filename: str) -> Opened:
         fmt = self.table.json_format
@@ -74,7 +133,8 @@ class JsonSource(FileSource):
                         rejected += 1
                         error_type, why = problem.split(": ", 1)
                         bad.write(json.dumps({
-                            "source_file": filename, "line": number, "column_name": None,
+                            "source_file": self._shown.get(filename, filename), "line": number,
+                            "column_name": None,
                             "error_type": error_type, "reason": why,
                             "raw_record": line.decode("utf-8", "replace").rstrip("\r\n")[:2000],
                         }) + "\n")  # fmt: skip
@@ -105,6 +165,39 @@ class JsonSource(FileSource):
                     os.unlink(path)
 
         return Opened(stream, rejects, cleanup=cleanup)
+
+
+TAIL_HEAD = 4096
+"""Tail mode knows a file by the digest of its first bytes (up to this many): another
+digest there means the file was replaced or truncated, and is read from the start."""
+
+
+def _appended(filename: str, size: int, landed: dict[str, Any]) -> tuple[int, int, str, int] | None:
+    """(start, end, head digest, head length) of the whole lines appended since the batch
+    that ended at `landed["offset_end"]`; None when there is no new whole line."""
+    start = 0
+    if (landed.get("offset_end") is not None and size >= landed["offset_end"]
+            and _head(filename, landed["head_len"]) == landed["head"]):  # fmt: skip
+        start = int(landed["offset_end"])
+    with open(filename, "rb") as fh:  # the last newline: a line being written waits
+        end, pos = start, size
+        while pos > start:
+            step = min(1 << 16, pos - start)
+            fh.seek(pos - step)
+            cut = fh.read(step).rfind(b"\n")
+            if cut >= 0:
+                end = pos - step + cut + 1
+                break
+            pos -= step
+    if end <= start:
+        return None
+    head_len = min(TAIL_HEAD, end)
+    return start, end, _head(filename, head_len), head_len
+
+
+def _head(filename: str, length: int) -> str:
+    with open(filename, "rb") as fh:
+        return xxhash.xxh3_128(fh.read(length)).hexdigest()
 
 
 def _check_line(line: bytes, first: bool) -> str | None:

@@ -235,3 +235,35 @@ def test_a_moved_project_re_lands_nothing(tmp_path: Path) -> None:
     assert plain.execute("SELECT count(*) FROM l.files.orders").fetchone() == (500,)
     (moved / "in" / "2026" / "orders.csv").write_text("id,v\n1,changed\n")
     assert _ingest(project).rows == 1  # a changed file still lands again
+
+
+def test_tail_mode_lands_appended_whole_lines_from_the_committed_offset(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    project = _project(tmp_path, [{"name": "events", "path": str(log), "tail": True}], "json")
+
+    def line(i: int) -> str:
+        return json.dumps({"id": i, "kind": "click"}) + "\n"
+
+    log.write_text(line(1) + line(2) + line(3) + line(4)[:9])  # the writer is mid-line
+    assert _ingest(project).rows == 3
+    with log.open("a") as f:  # the writer goes on: the rest of 4, a bad line, more
+        f.write(line(4)[9:] + line(5) + "{not json\n" + line(7))
+    report = _ingest(project)
+    assert report.rows == 3 and report.ok
+    [(where, number, error_type, _, raw)] = _quarantine(project, "events")
+    start = len(line(1) + line(2) + line(3))
+    assert where == f"{log} bytes {start}-{log.stat().st_size}" and number == 3
+    assert (error_type, raw) == ("INVALID JSON", "{not json")
+    assert _ingest(project).rows == 0  # nothing new: not even re-read
+    con = project.lake.connect()
+    ids = con.execute("SELECT id FROM lake.files.events ORDER BY id").fetchall()
+    offsets = con.execute(
+        "SELECT input->>'offset_start', input->>'offset_end' FROM lake._lakehouse.batches "
+        "ORDER BY committed_at").fetchall()  # fmt: skip
+    con.close()
+    assert [i for (i,) in ids] == [1, 2, 3, 4, 5, 7]
+    assert offsets == [("0", str(start)), (str(start), str(log.stat().st_size))]
+
+    log.write_text(line(100) + line(101))  # rotated: a new file under the same name
+    assert _ingest(project).rows == 2
+    assert raw_rows(project, "files", "events") == 8
