@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import multiprocessing
 import os
 import re
 import signal
@@ -29,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import Measurement, write_result
+from bench.common import Measurement, PeakRss, in_processes, write_result
 
 CLIENTS = int(os.environ.get("BENCH_COLLECTOR_CLIENTS", "3"))
 SECONDS = float(os.environ.get("BENCH_COLLECTOR_S", "20"))
@@ -148,7 +147,6 @@ def _reference(root: Path, n: int) -> Measurement:
 
 
 def run() -> dict[str, Any]:
-    import psutil
 
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         root = Path(tmp)
@@ -163,26 +161,10 @@ def run() -> dict[str, Any]:
         seen: dict[int, list[tuple[float, int]]] = {}
         poller = threading.Thread(target=_poll, args=(path, stop, seen), daemon=True)
         poller.start()
-        peak = [0.0]
-
-        def watch() -> None:
-            proc = psutil.Process(server.pid)
-            while not stop.is_set():
-                peak[0] = max(peak[0], proc.memory_info().rss / 1e6)
-                time.sleep(0.1)
-
-        threading.Thread(target=watch, daemon=True).start()
-        ctx = multiprocessing.get_context("spawn")
-        outs = [str(root / f"client{i}.json") for i in range(CLIENTS)]
-        t0 = time.time()
-        clients = [ctx.Process(target=_client, args=(url_s, i, SECONDS, outs[i]))
-                   for i in range(CLIENTS)]  # fmt: skip
-        for c in clients:
-            c.start()
-        for c in clients:
-            c.join()
-        elapsed = time.time() - t0
-        results = [json.loads(Path(o).read_text()) for o in outs]
+        peak = PeakRss(server.pid)
+        results, t0, t1 = in_processes(_client, [(url_s, i, SECONDS) for i in range(CLIENTS)],
+                                       root, "client")  # fmt: skip
+        elapsed = t1 - t0
         total = sum(len(r["accepted"]) * BATCH for r in results)
         last = {i: r["accepted"][-1][0] for i, r in enumerate(results) if r["accepted"]}
         deadline = time.time() + 60
@@ -212,7 +194,7 @@ def run() -> dict[str, Any]:
         q = statistics.quantiles(lags, n=100)
         return write_result(
             "collector",
-            Measurement(rate, peak[0], {}),
+            Measurement(rate, peak.stop(), {}),
             reference,
             unit="events/s",
             events=total,

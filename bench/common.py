@@ -151,3 +151,48 @@ def bare_copy(
     )
     con.close()
     return {}
+
+
+def in_processes(target: Any, args: list[tuple], out_dir: Path, tag: str
+                 ) -> tuple[list[dict[str, Any]], float, float]:  # fmt: skip
+    """Run `target(*args[i], out)` in one spawned process per args, all at once; each writes
+    its result as JSON to `out`. Returns (the results, start time, end time)."""
+    import multiprocessing
+    import time
+
+    ctx = multiprocessing.get_context("spawn")
+    outs = [str(out_dir / f"{tag}-{i}.json") for i in range(len(args))]
+    t0 = time.time()
+    procs = [ctx.Process(target=target, args=(*a, out)) for a, out in zip(args, outs, strict=True)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return [json.loads(Path(o).read_text()) for o in outs], t0, time.time()
+
+
+class PeakRss:
+    """The largest resident set a process reaches while this watches (MB), sampled."""
+
+    def __init__(self, pid: int, every_s: float = 0.1) -> None:
+        import threading
+
+        import psutil
+
+        self.mb = 0.0
+        self._stop = threading.Event()
+        proc = psutil.Process(pid)
+
+        def watch() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.mb = max(self.mb, proc.memory_info().rss / 1e6)
+                except psutil.Error:
+                    return
+                self._stop.wait(every_s)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    def stop(self) -> float:
+        self._stop.set()
+        return self.mb

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import DATA, Measurement, write_result
+from bench.common import DATA, Measurement, PeakRss, in_processes, write_result
 
 SCALE = float(os.environ.get("BENCH_REALTIME_SCALE", "1"))
 RATE = int(os.environ.get("BENCH_REALTIME_RATE", "1000"))
@@ -113,7 +113,6 @@ def _flagged_after(project: Any, url: str, base: int, timeout_s: float = 300) ->
 
 
 def run_event_to_mart() -> dict[str, Any]:
-    import psutil
 
     from bench.dbt_build import make_shop_project
     from pipeline.shop_api import ShopApi
@@ -141,16 +140,7 @@ def run_event_to_mart() -> dict[str, Any]:
             subprocess.run(run, check=True, capture_output=True)
             batch_s = time.monotonic() - t0
             streamer = _service(project.path, "stream", root / "stream.log")
-            peak = [0.0]
-            stop = threading.Event()
-
-            def watch() -> None:
-                proc = psutil.Process(streamer.pid)
-                while not stop.is_set():
-                    peak[0] = max(peak[0], proc.memory_info().rss / 1e6)
-                    time.sleep(0.2)
-
-            threading.Thread(target=watch, daemon=True).start()
+            peak = PeakRss(streamer.pid, every_s=0.2)
             _flagged_after(project, url, 2_000)  # (its first cycles are done)
             stop_file = root / "stop-load"
             load = multiprocessing.get_context("spawn").Process(
@@ -162,13 +152,13 @@ def run_event_to_mart() -> dict[str, Any]:
                 time.sleep(2)
             stop_file.touch()
             load.join(60)
-            stop.set()
+            peak_mb = peak.stop()
             for proc in (streamer, collector):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(120)
             cycles = (root / "stream.log").read_text().count("published at snapshot")
         q = statistics.quantiles(lags, n=20)
-        return write_result("event_to_mart", Measurement(q[18], peak[0], {}),
+        return write_result("event_to_mart", Measurement(q[18], peak_mb, {}),
                             Measurement(batch_s, 0, {}), scale=SCALE, probes=PROBES,
                             load_events_per_s=RATE, p50_s=round(statistics.median(lags), 3),
                             p95_s=round(q[18], 3), max_s=round(max(lags), 3),
@@ -232,20 +222,10 @@ def _bare_subscriber(port: int, expected: int, out: str) -> None:
 
 
 def _publish_all(port: int, root: Path, tag: str) -> tuple[list[dict], float, float]:
-    ctx = multiprocessing.get_context("spawn")
-    outs = [str(root / f"pub-{tag}-{i}.json") for i in range(PUBLISHERS)]
-    t0 = time.time()
-    procs = [ctx.Process(target=_publisher, args=(port, i, MQTT_S, outs[i]))
-             for i in range(PUBLISHERS)]  # fmt: skip
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    return [json.loads(Path(o).read_text()) for o in outs], t0, time.time()
+    return in_processes(_publisher, [(port, i, MQTT_S) for i in range(PUBLISHERS)], root, tag)
 
 
 def run_mqtt() -> dict[str, Any]:
-    import psutil
 
     from tests.mosquitto import mosquitto_server
 
@@ -280,7 +260,7 @@ def run_mqtt() -> dict[str, Any]:
         collector = _service(path, "collect", root / "collect.log")
         _url(root / "collect.log")
         time.sleep(1)  # (subscribed)
-        peak = [0.0]
+        peak = PeakRss(collector.pid)
         seen: dict[str, list[tuple[float, int]]] = {}
         stop = threading.Event()
 
@@ -288,9 +268,7 @@ def run_mqtt() -> dict[str, Any]:
             from pipeline.config import load_project
 
             con = load_project(path).lake.connect(lake_read_only=True)
-            ps = psutil.Process(collector.pid)
             while not stop.is_set():
-                peak[0] = max(peak[0], ps.memory_info().rss / 1e6)
                 rows = con.execute("SELECT sensor_id, max(seq) FROM lake.sensors.readings "
                                    "GROUP BY 1").fetchall()  # fmt: skip
                 now = time.time()
@@ -329,7 +307,7 @@ def run_mqtt() -> dict[str, Any]:
         q = statistics.quantiles(lags, n=100)
         rate = total / (landed_at - t0)
         return write_result(
-            "mqtt", Measurement(rate, peak[0], {}), Measurement(bare_rate, 0, {}),
+            "mqtt", Measurement(rate, peak.stop(), {}), Measurement(bare_rate, 0, {}),
             unit="readings/s", readings=total, publishers=PUBLISHERS,
             p50_visible_s=round(q[49], 3), p95_visible_s=round(q[94], 3),
         )  # fmt: skip
