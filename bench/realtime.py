@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from bench.collector import _visible_after, _wait_url
 from bench.common import DATA, Measurement, PeakRss, in_processes, write_result
 
 SCALE = float(os.environ.get("BENCH_REALTIME_SCALE", "1"))
@@ -49,16 +49,6 @@ LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 def _service(project: Path, command: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen([LAKEHOUSE, "--project", str(project), command],
                             stderr=log.open("w"), stdout=subprocess.DEVNULL)  # fmt: skip
-
-
-def _url(log: Path, timeout_s: float = 60) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = re.search(r"collecting on (http://[0-9.]+:[0-9]+)", log.read_text())
-        if found:
-            return found.group(1)
-        time.sleep(0.1)
-    raise RuntimeError(f"the collector did not start: {log.read_text()[-2000:]}")
 
 
 def _post(url: str, stream: str, events: list[dict]) -> None:
@@ -132,7 +122,7 @@ def run_event_to_mart() -> dict[str, Any]:
             run = [LAKEHOUSE, "--project", str(project.path), "run"]
             subprocess.run(run, check=True, capture_output=True)
             collector = _service(project.path, "collect", root / "collect.log")
-            url = _url(root / "collect.log")
+            url = _wait_url(root / "collect.log")
             # reference: the probe through a batch run
             t0 = time.monotonic()
             _post(url, "live/reviews", _ring(1_000))
@@ -258,7 +248,7 @@ def run_mqtt() -> dict[str, Any]:
         path = root / "lakehouse.yml"
         path.write_text(yaml.safe_dump(spec))
         collector = _service(path, "collect", root / "collect.log")
-        _url(root / "collect.log")
+        _wait_url(root / "collect.log")
         time.sleep(1)  # (subscribed)
         peak = PeakRss(collector.pid)
         seen: dict[str, list[tuple[float, int]]] = {}
@@ -290,7 +280,6 @@ def run_mqtt() -> dict[str, Any]:
         poller.join()
         collector.send_signal(signal.SIGTERM)
         collector.wait(120)
-        from bench.collector import _visible_after
         from pipeline.config import load_project
 
         con = load_project(path).lake.connect()
