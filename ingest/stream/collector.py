@@ -69,10 +69,10 @@ class Collector:
         self.validators = {key: Validator(st.table) for key, st in self.streams.items()}
         self.log = wal.Log(log_dir)
         self.metrics = Metrics()
-        self.on_landed: list[Callable[[dict[tuple[str, str], int]], None]] = []
         self._con: Any = None
         self._flushed = time.monotonic()
         self._tasks: list[asyncio.Task] = []
+        self._stopping = asyncio.Event()
         inflight = [s.mqtt.max_inflight for s in sources if s.mqtt is not None]
         self._ack_limit = max(1, min(inflight) // 2) if inflight else settings.max_batch_events
         """Unacknowledged messages a batch may hold: a broker stops sending at max_inflight."""
@@ -105,10 +105,13 @@ class Collector:
 
     async def stop(self) -> None:
         """Land everything accepted, then stop (the log is empty afterwards)."""
-        for task in self._tasks:
-            task.cancel()
+        self._stopping.set()
+        if self._tasks:
+            syncer, committer = self._tasks
+            await committer  # (it finishes the micro-batch it is landing, if any)
+            syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await syncer
         await self.log.sync_now()
         self.log.seal()
         try:
@@ -192,7 +195,7 @@ class Collector:
 
     async def _commit_forever(self) -> None:
         backoff = 0.5
-        while True:
+        while not self._stopping.is_set():
             if self._due():
                 self.log.seal()
             if not self.log.sealed:
@@ -213,7 +216,8 @@ class Collector:
                     backoff,
                     self.metrics.last_error,
                 )
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, 30)
 
     async def _land_first(self) -> None:
@@ -233,8 +237,6 @@ class Collector:
         self.metrics.duplicates += landed.duplicates
         self.metrics.last_commit_s = time.monotonic() - started
         self.metrics.last_error = None
-        for hook in self.on_landed:
-            hook(landed.rows)
 
     async def _maybe_flush(self) -> None:
         """Inlined micro-batches to Parquet, small files merged: readers go on reading."""
