@@ -78,7 +78,9 @@ def print_sources(project: Project) -> None:
         for table in tables:
             state = states.get((source.name, table.name)) or TableState(source.name, table.name)
             last = state.last_batch
-            where = table.path or table.table or table.name
+            where = (f"topic {table.topic}" if table.topic
+                     else f"POST /v1/{source.name}/{table.name}" if source.kind == "events"
+                     else table.path or table.table or table.name)  # fmt: skip
             click.echo(
                 f"  {table.name:<22} {where}\n"
                 f"  {'':<22} batches {len(state.batches)}, rows {state.rows:,}, "
