@@ -10,11 +10,13 @@
   same probe landed by the collector and published by a batch `lakehouse run`.
   `peak_rss_mb`: the stream process's.
 - `mqtt`: BENCH_MQTT_PUBLISHERS processes (default 2) publish readings at QoS 1 to a
-  real Mosquitto for BENCH_MQTT_S seconds (default 15) while `lakehouse collect`
-  subscribes; `value`: readings/s into the lake (all of them, each once, checked);
-  `p50_visible_s`/`p95_visible_s`: from the broker's acknowledgement of a publish to the
-  reading being visible in the lake. `reference`: a bare paho subscriber at QoS 1
-  receiving the same load (the broker and client's own ceiling), readings/s.
+  real Mosquitto while `lakehouse collect` subscribes. First for 10 s at
+  BENCH_MQTT_RATE readings/s in all (default 3,000): `p50_visible_s`/`p95_visible_s`,
+  from the broker's acknowledgement of a publish to the reading being visible in the
+  lake. Then as fast as the broker takes them for BENCH_MQTT_S seconds (default 15):
+  `value`, readings/s into the lake until the last is visible. Every reading must land
+  exactly once (checked). `reference`: a bare paho subscriber at QoS 1 receiving the
+  flat-out load (the broker and client's own ceiling), readings/s.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ RATE = int(os.environ.get("BENCH_REALTIME_RATE", "1000"))
 PROBES = int(os.environ.get("BENCH_REALTIME_PROBES", "20"))
 PUBLISHERS = int(os.environ.get("BENCH_MQTT_PUBLISHERS", "2"))
 MQTT_S = float(os.environ.get("BENCH_MQTT_S", "15"))
+PACED_RATE = float(os.environ.get("BENCH_MQTT_RATE", "3000"))
+PACED_S = 10.0
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 
@@ -155,23 +159,28 @@ def run_event_to_mart() -> dict[str, Any]:
                             stream_cycles=cycles, target_p95_s=10)  # fmt: skip
 
 
-def _publisher(port: int, index: int, seconds: float, out: str) -> None:
+def _publisher(port: int, index: int, seconds: float, rate: float, phase: str, out: str) -> None:
+    """Publish readings for `seconds`, at `rate` a second (0: as fast as the broker takes
+    them); records when the broker acknowledged each 500th (50th when paced)."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{phase}{index}")
     client.max_inflight_messages_set(1000)
     client.connect("127.0.0.1", port)
     client.loop_start()
     acked: list[tuple[int, float]] = []
     seq, pending = 0, []
-    deadline = time.time() + seconds
+    t0 = time.time()
+    deadline = t0 + seconds
     while time.time() < deadline:
-        payload = json.dumps({"sensor_id": f"p{index}", "seq": seq, "temperature_c": 4.5,
+        payload = json.dumps({"sensor_id": f"{phase}{index}", "seq": seq, "temperature_c": 4.5,
                               "read_at": datetime.now(UTC).isoformat()})  # fmt: skip
         pending.append((seq, client.publish(f"warehouses/{index}/sensors", payload, qos=1)))
         seq += 1
-        if len(pending) >= 500:
+        if rate and seq / rate > time.time() - t0:  # paced
+            time.sleep(seq / rate - (time.time() - t0))
+        if len(pending) >= (50 if rate else 500):
             for _, info in pending:
                 info.wait_for_publish(60)
             acked.append((pending[-1][0], time.time()))
@@ -211,8 +220,10 @@ def _bare_subscriber(port: int, expected: int, out: str) -> None:
     Path(out).write_text(json.dumps({"received": got[0]}))
 
 
-def _publish_all(port: int, root: Path, tag: str) -> tuple[list[dict], float, float]:
-    return in_processes(_publisher, [(port, i, MQTT_S) for i in range(PUBLISHERS)], root, tag)
+def _publish_all(port: int, root: Path, tag: str, seconds: float = MQTT_S, rate: float = 0
+                 ) -> tuple[list[dict], float, float]:  # fmt: skip
+    args = [(port, i, seconds, rate / PUBLISHERS, tag) for i in range(PUBLISHERS)]
+    return in_processes(_publisher, args, root, tag)
 
 
 def run_mqtt() -> dict[str, Any]:
@@ -239,7 +250,7 @@ def run_mqtt() -> dict[str, Any]:
         spec = {"lake": {"url": str(root / "lake")},
                 "collector": {"port": 0, "log_dir": str(root / "log")},
                 "sources": [{"name": "sensors", "kind": "mqtt",
-                             "mqtt": {"port": port, "max_inflight": 20000},
+                             "mqtt": {"port": port},
                              "tables": [{"name": "readings", "topic": "warehouses/+/sensors",
                                          "primary_key": ["sensor_id", "seq"],
                                          "columns": {"sensor_id": "VARCHAR", "seq": "BIGINT",
@@ -268,14 +279,21 @@ def run_mqtt() -> dict[str, Any]:
 
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
-        pubs, t0, t1 = _publish_all(port, root, "lake")
-        sent = {f"p{i}": p["sent"] for i, p in enumerate(pubs)}
-        deadline = time.time() + 300
-        while time.time() < deadline and any(
-            not seen.get(s) or seen[s][-1][1] < n - 1 for s, n in sent.items()
-        ):
-            time.sleep(0.1)
-        landed_at = max(seen[s][-1][0] for s in sent)
+
+        def landed(pubs: list[dict], tag: str) -> float:
+            sent = {f"{tag}{i}": p["sent"] for i, p in enumerate(pubs)}
+            deadline = time.time() + 300
+            while time.time() < deadline and any(
+                not seen.get(s) or seen[s][-1][1] < n - 1 for s, n in sent.items()
+            ):
+                time.sleep(0.1)
+            return max(seen[s][-1][0] for s in sent)
+
+        # latency at a rate the collector keeps up with, then throughput flat out
+        paced, _, _ = _publish_all(port, root, "paced", PACED_S, PACED_RATE)
+        landed(paced, "paced")
+        flat, t0, _ = _publish_all(port, root, "flat")
+        rate = sum(p["sent"] for p in flat) / (landed(flat, "flat") - t0)
         stop.set()
         poller.join()
         collector.send_signal(signal.SIGTERM)
@@ -287,16 +305,16 @@ def run_mqtt() -> dict[str, Any]:
             "SELECT count(*), count(DISTINCT (sensor_id, seq)) FROM lake.sensors.readings"
         ).fetchone() or (0, 0)
         con.close()
-        if total != sum(sent.values()) or distinct != total:
-            raise RuntimeError(f"{sum(sent.values()):,} published, {total:,} landed "
-                               f"({distinct:,} distinct)")  # fmt: skip
-        lags = sorted(x for i, p in enumerate(pubs)
+        sent = sum(p["sent"] for p in paced + flat)
+        if total != sent or distinct != total:
+            raise RuntimeError(f"{sent:,} published, {total:,} landed ({distinct:,} distinct)")
+        lags = sorted(x for i, p in enumerate(paced)
                       for x in _visible_after([tuple(a) for a in p["acked"]],
-                                              seen.get(f"p{i}", [])))  # fmt: skip
+                                              seen.get(f"paced{i}", [])))  # fmt: skip
         q = statistics.quantiles(lags, n=100)
-        rate = total / (landed_at - t0)
         return write_result(
             "mqtt", Measurement(rate, peak.stop(), {}), Measurement(bare_rate, 0, {}),
             unit="readings/s", readings=total, publishers=PUBLISHERS,
-            p50_visible_s=round(q[49], 3), p95_visible_s=round(q[94], 3),
+            paced_rate_per_s=PACED_RATE, p50_visible_s=round(q[49], 3),
+            p95_visible_s=round(q[94], 3),
         )  # fmt: skip

@@ -144,10 +144,11 @@ class Collector:
         events: list[Any],
         where: str,
         ack: Callable[[], None] | None = None,
-        topic: str | None = None,
+        topics: list[str] | None = None,
     ) -> Outcome:
         """Check events and append them to the log; await `log.durable(outcome.ticket)`
-        before telling the sender. `events` items are parsed JSON, or `Unparsed`."""
+        before telling the sender. `events` items are parsed JSON, or `Unparsed`; `ack` is
+        called once they are in the lake; `topics`: each event's MQTT topic."""
         validator = self.validators[(source, table)]
         good: list[bytes] = []
         refused: list[tuple[int, str]] = []
@@ -155,8 +156,8 @@ class Collector:
         for i, event in enumerate(events):
             reason = event.reason if isinstance(event, Unparsed) else validator.check(event)
             if reason is None:
-                if topic is not None:
-                    event[TOPIC] = topic
+                if topics is not None:
+                    event[TOPIC] = topics[i]
                 good.append(orjson.dumps(event))
             else:
                 refused.append((i, reason))
@@ -166,7 +167,7 @@ class Collector:
                         {
                             "source": source,
                             "table": table,
-                            "where": where,
+                            "where": f"{where} {topics[i]}" if topics else where,
                             "index": i,
                             "reason": reason,
                             "raw": raw[:MAX_RAW],
@@ -190,7 +191,7 @@ class Collector:
         return not cur.empty and (
             cur.age() >= s.max_batch_s
             or cur.events >= s.max_batch_events
-            or len(cur.acks) >= self._ack_limit
+            or (bool(cur.acks) and cur.events + cur.rejected >= self._ack_limit)
         )
 
     async def _commit_forever(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import orjson
@@ -40,6 +41,8 @@ class Subscriber:
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._inbox: list[mqtt.MQTTMessage] = []
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -91,28 +94,40 @@ class Subscriber:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._loop is not None:  # (paho's thread: the log belongs to the event loop)
-            self._loop.call_soon_threadsafe(self._accept, msg)
+        # (paho's thread: the log belongs to the event loop, which takes what arrived
+        # since its last look in one go: one write and one wake-up for many messages)
+        with self._lock:
+            self._inbox.append(msg)
+            first = len(self._inbox) == 1
+        if first and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._accept)
 
-    def _accept(self, msg: mqtt.MQTTMessage) -> None:
+    def _accept(self) -> None:
+        with self._lock:
+            messages, self._inbox = self._inbox, []
         if self.paused:
             return  # not acknowledged: delivered again next session
-        table = next(
-            (t for t in self.source.tables if mqtt.topic_matches_sub(t.topic or "", msg.topic)),
-            None,
-        )
-        if table is None:
-            self.client.ack(msg.mid, msg.qos)
-            return
-        try:
-            event: Any = orjson.loads(msg.payload)
-        except orjson.JSONDecodeError as exc:
-            event = Unparsed(msg.payload.decode(errors="replace"), f"not JSON: {exc}")
-        mid, qos = msg.mid, msg.qos
+        by_table: dict[str, list[mqtt.MQTTMessage]] = {}
+        for msg in messages:
+            table = next((t for t in self.source.tables
+                          if mqtt.topic_matches_sub(t.topic or "", msg.topic)), None)  # fmt: skip
+            if table is None:
+                self.client.ack(msg.mid, msg.qos)
+            else:
+                by_table.setdefault(table.name, []).append(msg)
+        for name, got in by_table.items():
+            events: list[Any] = []
+            for msg in got:
+                try:
+                    events.append(orjson.loads(msg.payload))
+                except orjson.JSONDecodeError as exc:
+                    events.append(Unparsed(msg.payload.decode(errors="replace"),
+                                           f"not JSON: {exc}"))  # fmt: skip
+            acks = [(msg.mid, msg.qos) for msg in got]
 
-        def ack() -> None:
-            self.client.ack(mid, qos)
+            def ack(acks: list[tuple[int, int]] = acks) -> None:
+                for mid, qos in acks:
+                    self.client.ack(mid, qos)
 
-        self.collector.accept(
-            self.source.name, table.name, [event], f"mqtt {msg.topic}", ack=ack, topic=msg.topic
-        )
+            self.collector.accept(self.source.name, name, events, "mqtt", ack=ack,
+                                  topics=[msg.topic for msg in got])  # fmt: skip

@@ -41,10 +41,11 @@ class CollectorSettings(_Strict):
     )
     max_request_mb: float = Field(16, gt=0, description="Largest request body accepted.")
     inline_rows: int = Field(
-        20_000,
+        1_000,
         ge=0,
-        description="Micro-batches up to this many rows per table are kept "
-        "in the catalog (DuckLake data inlining) instead of a Parquet file each.",
+        description="Micro-batches up to this many rows per table are kept in the catalog "
+        "(DuckLake data inlining: a trickle of events makes no small files); larger ones "
+        "are written as Parquet, faster than rows into the catalog.",
     )
     flush_every_s: float = Field(
         300,
@@ -80,5 +81,6 @@ class MqttOptions(_Strict):
         "queued messages) while the collector is away.",
     )
     max_inflight: int = Field(
-        1000, ge=1, description="Messages the broker may send before one is acknowledged."
-    )
+        20_000, ge=1, le=65_535, description="Messages the broker may send before one is "
+        "acknowledged (MQTT 5 receive maximum): a micro-batch commits at half of it.",
+    )  # fmt: skip
