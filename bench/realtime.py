@@ -48,11 +48,18 @@ MQTT_S = float(os.environ.get("BENCH_MQTT_S", "15"))
 PACED_RATE = float(os.environ.get("BENCH_MQTT_RATE", "3000"))
 PACED_S = 10.0
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
+PROBE_IDS = 900_000_000  # (above the vendor's review ids: fct_reviews holds both)
 
 
 def _service(project: Path, command: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen([LAKEHOUSE, "--project", str(project), command],
                             stderr=log.open("w"), stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+def _must(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd} exited {done.returncode}: {done.stderr[-3000:]}")
 
 
 def _post(url: str, stream: str, events: list[dict]) -> None:
@@ -87,7 +94,8 @@ def _load(url: str, rate: int, stop_file: str) -> None:
 
 def _ring(base: int) -> list[dict]:
     now = datetime.now(UTC)
-    return [{"review_id": base + i, "product_id": 7, "customer_id": 10_000_000 + base + i,
+    return [{"review_id": PROBE_IDS + base + i, "product_id": 7,
+             "customer_id": 10_000_000 + base + i,
              "rating": 5, "body": f"BEST EVER {base}", "author_ip": f"203.0.113.{base % 250}",
              "posted_at": (now + timedelta(minutes=i)).isoformat()} for i in range(3)]  # fmt: skip
 
@@ -97,7 +105,7 @@ def _flagged_after(project: Any, url: str, base: int, timeout_s: float = 300) ->
 
     _post(url, "live/reviews", _ring(base))
     t0 = time.monotonic()
-    sql = f"SELECT is_suspected_fraud FROM fct_reviews WHERE review_id = {base + 2}"
+    sql = f"SELECT is_suspected_fraud FROM fct_reviews WHERE review_id = {PROBE_IDS + base + 2}"
     while time.monotonic() - t0 < timeout_s:
         rows = query(project, sql)[1]
         if rows and rows[0][0]:
@@ -124,14 +132,14 @@ def run_event_to_mart() -> dict[str, Any]:
         with ShopApi(project.base_dir / "sources" / "vendor" / "reviews.json") as api:
             os.environ.update(api.env())
             run = [LAKEHOUSE, "--project", str(project.path), "run"]
-            subprocess.run(run, check=True, capture_output=True)
+            _must(run)
             collector = _service(project.path, "collect", root / "collect.log")
             url = _wait_url(root / "collect.log")
             # reference: the probe through a batch run
             t0 = time.monotonic()
             _post(url, "live/reviews", _ring(1_000))
             time.sleep(project.spec.collector.max_batch_s * 2)  # (in the lake)
-            subprocess.run(run, check=True, capture_output=True)
+            _must(run)
             batch_s = time.monotonic() - t0
             streamer = _service(project.path, "stream", root / "stream.log")
             peak = PeakRss(streamer.pid, every_s=0.2)

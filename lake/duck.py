@@ -23,6 +23,9 @@ ALIAS = "lake"
 INLINE_ROWS = 100
 """Batches up to this many rows are kept in the catalog (DuckLake data inlining) instead
 of a Parquet file each; `lakehouse maintain` flushes them to files."""
+SQLITE_BUSY_TIMEOUT_MS = 5000
+"""How long a SQLite catalog's writer waits for another's commit (the collector commits
+every half second) before `database is locked`; the retries above it still apply."""
 _wal_done: set[Path] = set()
 _wal_lock = threading.Lock()
 
@@ -73,6 +76,8 @@ def attach_sql(
     settings: LakeSettings, alias: str = ALIAS, read_only: bool = False, snapshot: int | None = None
 ) -> str:
     options = [f"DATA_PATH {quote_str(settings.data_path)}"]
+    if settings.catalog_path is not None:  # SQLite: wait out another process's commit
+        options.append(f"META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}")
     if read_only:
         options.append("READ_ONLY")
     if snapshot is not None:
