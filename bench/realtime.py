@@ -100,17 +100,17 @@ def _ring(base: int) -> list[dict]:
              "posted_at": (now + timedelta(minutes=i)).isoformat()} for i in range(3)]  # fmt: skip
 
 
-def _flagged_after(project: Any, url: str, base: int, timeout_s: float = 300) -> float:
-    from pipeline.serve import query
-
+def _flagged_after(reader: Any, url: str, base: int, timeout_s: float = 300) -> float:
+    """Post a ring, then read the published `fct_reviews` every 0.25 s (one read-only
+    connection, as an analyst's session: each query sees the latest publication)."""
     _post(url, "live/reviews", _ring(base))
     t0 = time.monotonic()
     sql = f"SELECT is_suspected_fraud FROM fct_reviews WHERE review_id = {PROBE_IDS + base + 2}"
     while time.monotonic() - t0 < timeout_s:
-        rows = query(project, sql)[1]
+        rows = reader.execute(sql).fetchall()
         if rows and rows[0][0]:
             return time.monotonic() - t0
-        time.sleep(0.1)
+        time.sleep(0.25)
     raise RuntimeError(f"probe {base} was not flagged in {timeout_s:g} s")
 
 
@@ -143,18 +143,22 @@ def run_event_to_mart() -> dict[str, Any]:
             batch_s = time.monotonic() - t0
             streamer = _service(project.path, "stream", root / "stream.log")
             peak = PeakRss(streamer.pid, every_s=0.2)
-            _flagged_after(project, url, 2_000)  # (its first cycles are done)
+            from pipeline.serve import connect_serving
+
+            reader = connect_serving(project)
+            _flagged_after(reader, url, 2_000)  # (its first cycles are done)
             stop_file = root / "stop-load"
             load = multiprocessing.get_context("spawn").Process(
                 target=_load, args=(url, RATE, str(stop_file)))  # fmt: skip
             load.start()
             lags = []
             for i in range(PROBES):
-                lags.append(_flagged_after(project, url, 10_000 + 10 * i))
+                lags.append(_flagged_after(reader, url, 10_000 + 10 * i))
                 time.sleep(2)
             stop_file.touch()
             load.join(60)
             peak_mb = peak.stop()
+            reader.close()
             for proc in (streamer, collector):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(120)
