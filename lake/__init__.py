@@ -18,11 +18,11 @@ from lake.batches import (
     BatchRecord,
     TableState,
     all_states,
-    ensure_catalog,
     ensure_schemas,
     load_state,
     record_gate,
 )
+from lake.catalog import ensure_catalog
 from lake.commit import (
     LINEAGE_COLUMNS,
     NewBatch,

@@ -26,12 +26,11 @@ import duckdb
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from lake import layout
-from lake.duck import INLINE_ROWS, quote_ident, quote_str
+from lake.duck import quote_ident, quote_str
 
 log = logging.getLogger("lakehouse.lake")
 
 DISPOSITIONS = ("append", "replace", "merge")
-_bootstrapped: set[str] = set()
 
 CATALOG_LOCK = threading.RLock()
 """Serialises DuckLake catalog work between the threads of one process. Two cursors of
@@ -39,27 +38,6 @@ one database reading and committing DuckLake metadata at once crash DuckDB 1.5.5
 segfault in CI: one ingest worker committed while another read the batch log; see
 duckdb/ducklake#1431 and #528). Only the short catalog steps hold it: reading the log and
 one batch's transaction. Extracting and writing Parquet stay parallel."""
-
-_DDL = [
-    f"CREATE SCHEMA IF NOT EXISTS lake.{layout.META}",
-    f"CREATE SCHEMA IF NOT EXISTS lake.{layout.QUARANTINE}",
-    f"""CREATE TABLE IF NOT EXISTS lake.{layout.BATCHES} (
-        load_id VARCHAR, source VARCHAR, table_name VARCHAR, input_key VARCHAR,
-        fingerprint VARCHAR, description VARCHAR, input VARCHAR, rows BIGINT,
-        rejected BIGINT, watermark_from VARCHAR, watermark VARCHAR, columns VARCHAR,
-        schema_change VARCHAR, disposition VARCHAR, status VARCHAR, reason VARCHAR,
-        quarantine_table VARCHAR, run_id VARCHAR, committed_at TIMESTAMPTZ)""",
-    f"""CREATE TABLE IF NOT EXISTS lake.{layout.EVENTS} (
-        load_id VARCHAR, source VARCHAR, table_name VARCHAR, event VARCHAR,
-        reason VARCHAR, quarantine_table VARCHAR, run_id VARCHAR, event_at TIMESTAMPTZ)""",
-    f"""CREATE TABLE IF NOT EXISTS lake.{layout.REJECTED} (
-        source VARCHAR, table_name VARCHAR, load_id VARCHAR, source_file VARCHAR,
-        line BIGINT, column_name VARCHAR, error_type VARCHAR, raw_record VARCHAR,
-        reason VARCHAR, rejected_at TIMESTAMPTZ)""",
-    f"""CREATE TABLE IF NOT EXISTS lake.{layout.PUBLICATIONS} (
-        run_id VARCHAR, build_snapshot BIGINT, marts VARCHAR[], forced BOOLEAN,
-        rollback_of VARCHAR, published_at TIMESTAMPTZ, mart_snapshots VARCHAR)""",
-]
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -112,44 +90,6 @@ class transaction:
     def _rollback(self) -> None:
         with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
             self.con.execute("ROLLBACK")
-
-
-def ensure_catalog(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
-    """Create the lake's own tables on first use (safe when two processes race)."""
-    if catalog in _bootstrapped:
-        return
-
-    @in_transaction
-    def create() -> None:
-        with transaction(con):
-            for ddl in _DDL:
-                con.execute(ddl)
-
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
-        f"AND schema_name = {quote_str(layout.META)} AND table_name = 'publications'"
-    ).fetchone()
-    if not exists or not exists[0]:
-        create()
-        con.execute(f"CALL lake.set_option('data_inlining_row_limit', {INLINE_ROWS})")
-    else:
-        _upgrade(con)
-    _bootstrapped.add(catalog)
-
-
-def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
-    """Columns added to the lake's own tables since a lake was created."""
-    if table_columns(con, layout.PUBLICATIONS) and "mart_snapshots" not in {
-        c for c, _ in table_columns(con, layout.PUBLICATIONS) or []
-    }:  # a publication may hold marts of several builds (`lakehouse stream`)
-
-        @in_transaction
-        def add() -> None:
-            with transaction(con):
-                con.execute(f"ALTER TABLE lake.{layout.PUBLICATIONS} "
-                            "ADD COLUMN IF NOT EXISTS mart_snapshots VARCHAR")  # fmt: skip
-
-        add()
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
