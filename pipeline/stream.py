@@ -23,7 +23,7 @@ from typing import Any
 
 from lake import Holder, layout
 from lake.duck import quote_str
-from lake.publish import publications, publish_marts
+from lake.publish import current_snapshot, publications, publish_marts
 from pipeline.config import Project
 from pipeline.dbt_worker import DbtWorker
 from pipeline.errors import ConfigError
@@ -106,8 +106,6 @@ def _cycle(project: Project, session: DbtWorker, con: Any, cycle: Cycle, gate: b
         log.error("%s: build failed, the published marts stay as they are: %s",
                   cycle.cycle_id, "; ".join(built.failures))  # fmt: skip
         return
-    from lake.publish import current_snapshot
-
     cycle.snapshot = current_snapshot(con)
     if gate:
         from pipeline.gates import check_marts
