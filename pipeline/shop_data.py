@@ -191,11 +191,14 @@ def load_into_postgres(sqlite_path: Path, dsn: str, schema: str = "public") -> N
     con.close()
 
 
-def next_day(db_path: Path, fraction: float = 0.01, seed: int = 7) -> dict[str, int]:
+def next_day(
+    db_path: Path, fraction: float = 0.01, seed: int = 7, deletes: int = 0
+) -> dict[str, int]:
     """A day of business on an existing shop database (SQLite): `fraction` more orders
-    (with their lines), as many placed orders shipped, and as many customers who moved
-    country. Every change is stamped later than anything already there, as the shop's
-    application would, so incremental extracts and full dumps both pick it up."""
+    (with their lines), as many placed orders shipped, as many customers who moved
+    country, and `deletes` customers deleted (accounts with no order and no review).
+    Every change is stamped later than anything already there, as the shop's application
+    would, so incremental extracts and full dumps both pick it up."""
     con = connect()
     con.execute(f"CREATE MACRO r(i, salt) AS (hash(i, salt, {int(seed)}) % 1000003) / 1000003.0")
     con.execute(f"ATTACH {quote_str(str(db_path))} AS shop (TYPE sqlite)")
@@ -245,8 +248,21 @@ def next_day(db_path: Path, fraction: float = 0.01, seed: int = 7) -> dict[str, 
             "  ORDER BY (customer_id * 7919 + ?) % 10007 LIMIT ?)",
             (str(customers_at + timedelta(days=1)), seed, moved),
         )
+        if deletes:
+            reviews = json.loads((db_path.parent / "vendor" / "reviews.json").read_text())
+            db.execute("CREATE TEMP TABLE reviewers (customer_id INTEGER PRIMARY KEY)")
+            db.executemany("INSERT OR IGNORE INTO reviewers VALUES (?)",
+                           [(r["customer_id"],) for r in reviews])  # fmt: skip
+            db.execute(
+                "DELETE FROM customers WHERE customer_id IN (SELECT customer_id FROM customers"
+                " WHERE customer_id NOT IN (SELECT customer_id FROM orders)"
+                " AND customer_id NOT IN (SELECT customer_id FROM reviewers)"
+                " ORDER BY (customer_id * 7919 + ?) % 10007 LIMIT ?)",
+                (seed, deletes),
+            )
     db.close()
-    return {"orders": n, "order_items": int(items[0]) if items else 0, "shipped": n, "moved": moved}
+    return {"orders": n, "order_items": int(items[0]) if items else 0, "shipped": n,
+            "moved": moved, "deleted": deletes}  # fmt: skip
 
 
 def _count(con: DuckDBPyConnection, table: str) -> int:

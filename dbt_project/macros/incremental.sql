@@ -52,3 +52,107 @@
     select order_id from {{ ref('stg_shop__order_items') }}
     where {{ landed_after(lines_seen, '_snapshot_id') }}
 {%- endmacro %}
+
+{#
+  Marts maintained from the changes of other marts. The marts are DuckLake tables, so
+  `ducklake_table_changes` gives every row a build inserted or deleted between two lake
+  snapshots (delete+insert rewrites a changed row: its old version comes out as a delete),
+  and `AT (VERSION => n)` reads a mart as it was. A model keeps, as `_lake_snapshot`, the
+  lake snapshot it read its upstream marts as of; the next build reads their changes since.
+#}
+
+{# The newest lake snapshot, read while the model compiles (its upstream marts are built). #}
+{% macro lake_snapshot() -%}
+    {%- if not execute -%}{{ return(0) }}{%- endif -%}
+    {%- set result = run_query("select max(snapshot_id) from ducklake_snapshots('lake')") -%}
+    {{ return(result.columns[0].values()[0] | int) }}
+{%- endmacro %}
+
+{# The lake snapshot this model last read its upstream marts as of, or none for a full
+   build: not incremental, empty, that snapshot expired (`lakehouse maintain`), or one of
+   `upstreams` (marts in the lake) replaced since (a full refresh, or a table model's
+   rebuild: its change feed starts over). #}
+{% macro lake_since(upstreams) -%}
+    {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- if '_lake_snapshot' not in adapter.get_columns_in_relation(this) | map(attribute='name') -%}
+        {%- do exceptions.raise_compiler_error(
+            this ~ " was built by an older lakehouse: rebuild it once with "
+            ~ "`lakehouse build --full-refresh --select " ~ this.identifier ~ "`") -%}
+    {%- endif -%}
+    {%- set since = lake_watermark('_lake_snapshot') -%}
+    {%- if since is none -%}{{ return(none) }}{%- endif -%}
+    {%- set names = [] -%}
+    {%- for upstream in upstreams -%}
+        {%- do names.append("('" ~ upstream.schema ~ "', '" ~ upstream.identifier ~ "')") -%}
+    {%- endfor -%}
+    {%- set check = run_query(
+        "select (select count(*) from ducklake_snapshots('lake') where snapshot_id = " ~ since
+        ~ "), (select count(*) from __ducklake_metadata_lake.ducklake_table t"
+        ~ " join __ducklake_metadata_lake.ducklake_schema s on s.schema_id = t.schema_id"
+        ~ " and s.end_snapshot is null where t.end_snapshot is null"
+        ~ " and (s.schema_name, t.table_name) in (" ~ names | join(', ') ~ ")"
+        ~ " and t.begin_snapshot > " ~ since ~ ")"
+    ) -%}
+    {%- set kept, replaced = check.rows[0][0], check.rows[0][1] -%}
+    {{ return(since | int if kept == 1 and replaced == 0 else none) }}
+{%- endmacro %}
+
+{# Every row of the mart `relation` written or removed after lake snapshot `since` up to
+   `now`: a table of its columns (old versions and new ones), plus change_type. #}
+{% macro lake_changes(relation, since, now) -%}
+    ducklake_table_changes('lake', '{{ relation.schema }}', '{{ relation.identifier }}',
+                           {{ since + 1 }}, {{ now }})
+{%- endmacro %}
+
+{# The mart `relation` as it was at lake snapshot `since`. #}
+{% macro lake_as_of(relation, since) -%}
+    {{ relation }} at (version => {{ since }})
+{%- endmacro %}
+
+{# The last select of a model maintained by key (incremental_strategy='replace_keys'):
+   the rows of `final`, stamped with the lake snapshot read; on an incremental build, plus
+   a tombstone for each key of `changed` (every key held, when `since` is none) that has no
+   row any more. #}
+{% macro replace_keys_rows(keys, since, now, final='final', changed='changed') -%}
+    {%- set key_list = keys if keys is string else keys | join(', ') -%}
+    select *, {{ now }}::bigint as _lake_snapshot
+        {%- if is_incremental() %}, false as _is_deleted{% endif %}
+    from {{ final }}
+    {%- if is_incremental() %}
+    union all by name
+    select {{ key_list }}, true as _is_deleted
+    from (select distinct {{ key_list }} from {{ changed if since is not none else this }}) as gone
+    anti join {{ final }} using ({{ key_list }})
+    {%- endif %}
+{%- endmacro %}
+
+{# incremental_strategy='replace_keys': every key the new rows name is replaced, and a key
+   with only a tombstone (_is_deleted) is removed. #}
+{% macro get_incremental_replace_keys_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set key = arg_dict['unique_key'] -%}
+    {%- set keys = [key] if key is string else key -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }} as held using {{ source }} as changed
+    where {% for k in keys %}held.{{ k }} = changed.{{ k }}{{ ' and ' if not loop.last }}{% endfor %};
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source }} where not _is_deleted;
+{%- endmacro %}
+
+{# The revenue order lines (distinct order and product) with a sign: on a full build every
+   line, +1; on an incremental one only the orders whose lines changed after lake
+   snapshot `since`: their lines now (+1) and as they were (-1). Summing the sign per group
+   keeps a count of orders additive. #}
+{% macro revenue_lines(since=none, now=none) -%}
+    {%- set lines = ref('fct_order_items') -%}
+    {%- if since is none %}
+    select distinct order_id, product_id, 1 as sign from {{ lines }} where is_revenue
+    {%- else %}
+    select distinct order_id, product_id, 1 as sign from {{ lines }}
+    where is_revenue and order_id in (select order_id from {{ lake_changes(lines, since, now) }})
+    union all
+    select distinct order_id, product_id, -1 as sign from {{ lake_as_of(lines, since) }}
+    where is_revenue and order_id in (select order_id from {{ lake_changes(lines, since, now) }})
+    {%- endif %}
+{%- endmacro %}

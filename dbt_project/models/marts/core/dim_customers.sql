@@ -1,3 +1,11 @@
+-- Incremental: a build recomputes only the customers that changed since the last one (a
+-- new version of the customer, a deletion, or an order of theirs that changed, as it was
+-- and as it is); a full refresh gives the same table.
+{{ config(materialized='incremental', unique_key='customer_id', incremental_strategy='replace_keys') }}
+{%- set since = lake_since([ref('fct_orders')]) %}
+{%- set customers_seen = lake_watermark('_snapshot_id') if since is not none else none %}
+{%- set now = lake_snapshot() %}
+
 with
 
 customers as (
@@ -6,9 +14,29 @@ customers as (
 
 ),
 
+{%- if since is not none %}
+
+changed as (
+
+    -- a new version of the customer
+    select customer_id from customers where {{ landed_after(customers_seen, '_snapshot_id') }}
+    union
+    -- an order of theirs changed (its old version names the customer it had)
+    select customer_id from {{ lake_changes(ref('fct_orders'), since, now) }}
+    union
+    -- deleted at the source
+    select customer_id from {{ this }} anti join customers using (customer_id)
+
+),
+
+{%- endif %}
+
 orders as (
 
     select * from {{ ref('fct_orders') }}
+    {%- if since is not none %}
+    where customer_id in (select customer_id from changed)
+    {%- endif %}
 
 ),
 
@@ -50,11 +78,17 @@ final as (
         customers.created_at,
         customer_orders.first_ordered_at,
         customer_orders.last_ordered_at,
-        customer_orders.last_revenue_ordered_at
+        customer_orders.last_revenue_ordered_at,
+
+        -- lineage (where the next incremental build starts from)
+        customers._snapshot_id
 
     from customers
     left join customer_orders on customers.customer_id = customer_orders.customer_id
+    {%- if since is not none %}
+    where customers.customer_id in (select customer_id from changed)
+    {%- endif %}
 
 )
 
-select * from final
+{{ replace_keys_rows('customer_id', since, now) }}

@@ -1,11 +1,14 @@
 -- The dashboard's table: one row per day.
+-- Incremental: a build recomputes only the days touched since the last one: the days of
+-- the orders that changed (as they were and as they are), the days those orders' customers
+-- first ordered (before and after: a customer counts as new on that day), and the days
+-- whose review numbers moved (reviews are few: they are summed per day in full and
+-- compared with the rows held).
+{{ config(materialized='incremental', unique_key='kpi_date', incremental_strategy='replace_keys') }}
+{%- set since = lake_since([ref('fct_orders')]) %}
+{%- set now = lake_snapshot() %}
+
 with
-
-orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
 
 reviews as (
 
@@ -13,11 +16,82 @@ reviews as (
 
 ),
 
+daily_reviews as (
+
+    select
+        review_date as kpi_date,
+        count(*) as reviews,
+        round(avg(rating), 2) as average_rating,
+        round(avg(is_suspected_fraud::int), 4) as fraud_rate
+    from reviews
+    group by 1
+
+),
+
+{%- if since is not none %}
+
+order_changes as (
+
+    select customer_id, order_date from {{ lake_changes(ref('fct_orders'), since, now) }}
+
+),
+
+first_order_dates as (
+
+    {%- for orders in [ref('fct_orders'), lake_as_of(ref('fct_orders'), since)] %}
+    select min(order_date) as first_order_date from {{ orders }}
+    where is_revenue and customer_id in (select customer_id from order_changes)
+    group by customer_id
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
+
+),
+
+review_days as (
+
+    select kpi_date from (
+        select kpi_date, reviews, average_rating, fraud_rate from daily_reviews
+        except
+        select kpi_date, reviews, average_rating, fraud_rate from {{ this }} where reviews > 0
+    )
+    union
+    select kpi_date from (
+        select kpi_date, reviews, average_rating, fraud_rate from {{ this }} where reviews > 0
+        except
+        select kpi_date, reviews, average_rating, fraud_rate from daily_reviews
+    )
+
+),
+
+changed as (
+
+    select order_date as kpi_date from order_changes
+    union
+    select first_order_date from first_order_dates
+    union
+    select kpi_date from review_days
+
+),
+
+{%- endif %}
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+    {%- if since is not none %}
+    where order_date in (select kpi_date from changed)
+    {%- endif %}
+
+),
+
 first_orders as (
 
     select customer_id, min(order_date) as first_order_date
-    from orders
+    from {{ ref('fct_orders') }}
     where is_revenue
+    {%- if since is not none %}
+        and customer_id in (select customer_id from orders)
+    {%- endif %}
     group by 1
 
 ),
@@ -41,18 +115,6 @@ daily_orders as (
 
 ),
 
-daily_reviews as (
-
-    select
-        review_date as kpi_date,
-        count(*) as reviews,
-        avg(rating) as average_rating,
-        avg(is_suspected_fraud::int) as fraud_rate
-    from reviews
-    group by 1
-
-),
-
 final as (
 
     select
@@ -64,11 +126,16 @@ final as (
         coalesce(daily_orders.new_customers, 0) as new_customers,
         coalesce(daily_orders.returning_customers, 0) as returning_customers,
         coalesce(daily_reviews.reviews, 0) as reviews,
-        round(daily_reviews.average_rating, 2) as average_rating,
-        round(daily_reviews.fraud_rate, 4) as fraud_rate
+        daily_reviews.average_rating,
+        daily_reviews.fraud_rate
     from daily_orders
-    full outer join daily_reviews on daily_orders.kpi_date = daily_reviews.kpi_date
+    full outer join (
+        select * from daily_reviews
+        {%- if since is not none %}
+        where kpi_date in (select kpi_date from changed)
+        {%- endif %}
+    ) as daily_reviews on daily_orders.kpi_date = daily_reviews.kpi_date
 
 )
 
-select * from final
+{{ replace_keys_rows('kpi_date', since, now) }}

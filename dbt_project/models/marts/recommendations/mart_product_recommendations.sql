@@ -1,36 +1,30 @@
 -- Frequently bought together, one row per ordered product pair (A -> B):
 -- support = orders with both / all orders, confidence = orders with both / orders with A,
 -- lift = confidence / (orders with B / all orders). Pairs seen in at least 2 orders.
+-- Not incremental: every row's support and lift divide by the total of orders, which moves
+-- with every new order. The counts it divides are kept by delta (int_product_pairs,
+-- int_product_order_counts), so a build is one pass over the pairs, not a self-join of
+-- every order line.
 with
 
-lines as (
+pairs as (
 
-    select distinct order_id, product_id
-    from {{ ref('fct_order_items') }}
-    where is_revenue
-
-),
-
-orders as (
-
-    select count(distinct order_id) as total_orders from lines
+    select * from {{ ref('int_product_pairs') }}
+    where orders_with_both >= 2
 
 ),
 
 product_orders as (
 
-    select product_id, count(*) as orders_with_product from lines group by 1
+    select * from {{ ref('int_product_order_counts') }}
 
 ),
 
-pairs as (
+orders as (
 
-    select a.product_id as product_id, b.product_id as recommended_product_id,
-           count(*) as orders_with_both
-    from lines a
-    inner join lines b on a.order_id = b.order_id and a.product_id <> b.product_id
-    group by 1, 2
-    having count(*) >= 2
+    -- revenue orders with at least one line
+    select count(*) as total_orders from {{ ref('fct_orders') }}
+    where is_revenue and line_count > 0
 
 ),
 

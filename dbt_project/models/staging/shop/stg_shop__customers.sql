@@ -14,7 +14,8 @@ renamed as (
 
         -- lineage
         _load_id,
-        _ingested_at
+        _ingested_at,
+        _snapshot_id
 
     from source
 

@@ -1,0 +1,59 @@
+-- Revenue orders per ordered product pair (A, B), an additive count kept like
+-- int_product_order_counts: only the orders that changed are paired again.
+{{ config(
+    materialized='incremental',
+    unique_key=['product_id', 'recommended_product_id'],
+    incremental_strategy='replace_keys',
+) }}
+{%- set since = lake_since([ref('fct_order_items')]) %}
+{%- set now = lake_snapshot() %}
+
+with
+
+lines as (
+
+    {{ revenue_lines(since, now) }}
+
+),
+
+paired as (
+
+    -- both lines from the same version of the order (now, or before the change)
+    select a.product_id, b.product_id as recommended_product_id, a.sign
+    from lines a
+    inner join lines b
+        on a.order_id = b.order_id and a.sign = b.sign and a.product_id <> b.product_id
+
+),
+
+changed as (
+
+    select distinct product_id, recommended_product_id from paired
+
+),
+
+counts as (
+
+    select product_id, recommended_product_id, sum(sign) as orders_with_both
+    from (
+        select product_id, recommended_product_id, sign from paired
+        {%- if since is not none %}
+        union all
+        select held.product_id, held.recommended_product_id, held.orders_with_both
+        from {{ this }} as held
+        semi join changed using (product_id, recommended_product_id)
+        {%- endif %}
+    )
+    group by 1, 2
+
+),
+
+final as (
+
+    select product_id, recommended_product_id, cast(orders_with_both as bigint) as orders_with_both
+    from counts
+    where orders_with_both > 0
+
+)
+
+{{ replace_keys_rows(['product_id', 'recommended_product_id'], since, now) }}
