@@ -97,11 +97,33 @@
     {{ return(since | int if kept == 1 and replaced == 0 else none) }}
 {%- endmacro %}
 
-{# Every row of the mart `relation` written or removed after lake snapshot `since` up to
-   `now`: a table of its columns (old versions and new ones), plus change_type. #}
-{% macro lake_changes(relation, since, now) -%}
-    ducklake_table_changes('lake', '{{ relation.schema }}', '{{ relation.identifier }}',
-                           {{ since + 1 }}, {{ now }})
+{# How the mart `relation` changed between lake snapshots `since` and `now`, projected on
+   `columns` (names or `expression as name`): each row it gained (sign 1) or lost (sign
+   -1), as a multiset. A row a build
+   rewrote with the same values (delete+insert) cancels out, and so does a row inserted and
+   deleted again within the range (the change feed is netted per rowid: the first change of
+   a rowid says what it was at `since`, its last what it is at `now`). #}
+{% macro lake_diff(relation, since, now, columns) -%}
+    {%- set listed = columns | join(', ') -%}
+    (
+    with feed as materialized (
+        select
+            {{ listed }},
+            change_type in ('insert', 'update_postimage') as is_after,
+            row_number() over (
+                partition by rowid
+                order by snapshot_id, change_type in ('insert', 'update_postimage')
+            ) as nth,
+            count(*) over (partition by rowid) as changes
+        from ducklake_table_changes('lake', '{{ relation.schema }}', '{{ relation.identifier }}',
+                                    {{ since + 1 }}, {{ now }})
+    ),
+    gained as (select * exclude (is_after, nth, changes) from feed where is_after and nth = changes),
+    lost as (select * exclude (is_after, nth, changes) from feed where not is_after and nth = 1)
+    select *, 1 as sign from (select * from gained except all select * from lost)
+    union all
+    select *, -1 as sign from (select * from lost except all select * from gained)
+    )
 {%- endmacro %}
 
 {# The mart `relation` as it was at lake snapshot `since`. #}
@@ -141,18 +163,31 @@
 {%- endmacro %}
 
 {# The revenue order lines (distinct order and product) with a sign: on a full build every
-   line, +1; on an incremental one only the orders whose lines changed after lake
-   snapshot `since`: their lines now (+1) and as they were (-1). Summing the sign per group
-   keeps a count of orders additive. #}
+   line, +1; on an incremental one only the orders whose lines changed after lake snapshot
+   `since` (a new line, a line gone, the order cancelled or returned): their lines now (+1)
+   and as they were (-1; now's, less what was gained, plus what was lost). Summing the sign
+   per group keeps a count of orders additive. #}
 {% macro revenue_lines(since=none, now=none) -%}
     {%- set lines = ref('fct_order_items') -%}
     {%- if since is none %}
     select distinct order_id, product_id, 1 as sign from {{ lines }} where is_revenue
     {%- else %}
-    select distinct order_id, product_id, 1 as sign from {{ lines }}
-    where is_revenue and order_id in (select order_id from {{ lake_changes(lines, since, now) }})
+    with diff as materialized (
+        select * from {{ lake_diff(lines, since, now, ['order_id', 'product_id', 'is_revenue']) }}
+    ),
+    lines_now as materialized (
+        select order_id, product_id, is_revenue from {{ lines }}
+        where order_id in (select order_id from diff)
+    ),
+    lines_before as (
+        (select * from lines_now
+         except all
+         select order_id, product_id, is_revenue from diff where sign = 1)
+        union all
+        select order_id, product_id, is_revenue from diff where sign = -1
+    )
+    select distinct order_id, product_id, 1 as sign from lines_now where is_revenue
     union all
-    select distinct order_id, product_id, -1 as sign from {{ lake_as_of(lines, since) }}
-    where is_revenue and order_id in (select order_id from {{ lake_changes(lines, since, now) }})
+    select distinct order_id, product_id, -1 as sign from lines_before where is_revenue
     {%- endif %}
 {%- endmacro %}

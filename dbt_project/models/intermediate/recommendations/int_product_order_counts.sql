@@ -12,21 +12,31 @@ lines as (
 
 ),
 
+delta as (
+
+    select product_id, sum(sign) as orders_with_product
+    from lines
+    group by 1
+    {%- if since is not none %}
+    having sum(sign) <> 0
+    {%- endif %}
+
+),
+
 changed as (
 
-    select distinct product_id from lines
+    select product_id from delta
 
 ),
 
 counts as (
 
-    select product_id, sum(sign) as orders_with_product
+    select product_id, sum(orders_with_product) as orders_with_product
     from (
-        select product_id, sign from lines
+        select * from delta
         {%- if since is not none %}
         union all
-        select product_id, orders_with_product from {{ this }}
-        where product_id in (select product_id from changed)
+        select product_id, orders_with_product from {{ this }} semi join delta using (product_id)
         {%- endif %}
     )
     group by 1

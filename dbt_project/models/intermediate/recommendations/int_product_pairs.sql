@@ -16,32 +16,36 @@ lines as (
 
 ),
 
-paired as (
+delta as (
 
     -- both lines from the same version of the order (now, or before the change)
-    select a.product_id, b.product_id as recommended_product_id, a.sign
+    select a.product_id, b.product_id as recommended_product_id, sum(a.sign) as orders_with_both
     from lines a
     inner join lines b
         on a.order_id = b.order_id and a.sign = b.sign and a.product_id <> b.product_id
+    group by 1, 2
+    {%- if since is not none %}
+    having sum(a.sign) <> 0
+    {%- endif %}
 
 ),
 
 changed as (
 
-    select distinct product_id, recommended_product_id from paired
+    select product_id, recommended_product_id from delta
 
 ),
 
 counts as (
 
-    select product_id, recommended_product_id, sum(sign) as orders_with_both
+    select product_id, recommended_product_id, sum(orders_with_both) as orders_with_both
     from (
-        select product_id, recommended_product_id, sign from paired
+        select * from delta
         {%- if since is not none %}
         union all
         select held.product_id, held.recommended_product_id, held.orders_with_both
         from {{ this }} as held
-        semi join changed using (product_id, recommended_product_id)
+        semi join delta using (product_id, recommended_product_id)
         {%- endif %}
     )
     group by 1, 2

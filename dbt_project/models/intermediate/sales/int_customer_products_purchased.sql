@@ -1,7 +1,7 @@
 -- Which customer has bought which product (any order not cancelled): the fact the
 -- "never bought what they review" fraud rule needs, from the order lines already joined in
 -- fct_order_items. Incremental: a build recomputes only the (customer, product) pairs of
--- the lines that changed since the last one (as they were and as they are).
+-- the lines whose customer, product, cancellation or time changed since the last one.
 {{ config(
     materialized='incremental',
     unique_key=['customer_id', 'product_id'],
@@ -23,7 +23,9 @@ order_items as (
 changed as (
 
     select distinct customer_id, product_id
-    from {{ lake_changes(ref('fct_order_items'), since, now) }}
+    from {{ lake_diff(ref('fct_order_items'), since, now,
+                      ['customer_id', 'product_id', "order_status = 'cancelled' as is_cancelled",
+                       'ordered_at']) }}
 
 ),
 

@@ -1,6 +1,6 @@
 -- Incremental: a build recomputes only the customers that changed since the last one (a
--- new version of the customer, a deletion, or an order of theirs that changed, as it was
--- and as it is); a full refresh gives the same table.
+-- new version of the customer, a deletion, or a change to an order of theirs that this
+-- table sums, as the order was and as it is); a full refresh gives the same table.
 {{ config(materialized='incremental', unique_key='customer_id', incremental_strategy='replace_keys') }}
 {%- set since = lake_since([ref('fct_orders')]) %}
 {%- set customers_seen = lake_watermark('_snapshot_id') if since is not none else none %}
@@ -21,8 +21,12 @@ changed as (
     -- a new version of the customer
     select customer_id from customers where {{ landed_after(customers_seen, '_snapshot_id') }}
     union
-    -- an order of theirs changed (its old version names the customer it had)
-    select customer_id from {{ lake_changes(ref('fct_orders'), since, now) }}
+    -- an order of theirs changed what is summed here (its old version names the
+    -- customer it had; a shipment changes nothing here)
+    select customer_id
+    from {{ lake_diff(ref('fct_orders'), since, now,
+                      ['customer_id', 'is_revenue', "order_status = 'returned' as is_returned",
+                       'net_amount', 'ordered_at']) }}
     union
     -- deleted at the source
     select customer_id from {{ this }} anti join customers using (customer_id)
@@ -49,6 +53,7 @@ customer_orders as (
         count(*) filter (where order_status = 'returned') as returned_order_count,
         sum(net_amount) filter (where is_revenue) as lifetime_value,
         min(ordered_at) as first_ordered_at,
+        min(ordered_at) filter (where is_revenue) as first_revenue_ordered_at,
         max(ordered_at) as last_ordered_at,
         max(ordered_at) filter (where is_revenue) as last_revenue_ordered_at
     from orders
@@ -77,6 +82,7 @@ final as (
         -- timestamps
         customers.created_at,
         customer_orders.first_ordered_at,
+        customer_orders.first_revenue_ordered_at,
         customer_orders.last_ordered_at,
         customer_orders.last_revenue_ordered_at,
 

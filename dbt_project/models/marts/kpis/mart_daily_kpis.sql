@@ -1,11 +1,11 @@
 -- The dashboard's table: one row per day.
 -- Incremental: a build recomputes only the days touched since the last one: the days of
--- the orders that changed (as they were and as they are), the days those orders' customers
--- first ordered (before and after: a customer counts as new on that day), and the days
--- whose review numbers moved (reviews are few: they are summed per day in full and
--- compared with the rows held).
+-- the orders that changed what is counted here (as they were and as they are), the days
+-- on which customers' first revenue orders were or are (a customer is new on that day),
+-- and the days whose review numbers moved (reviews are few: they are summed per day in
+-- full and compared with the rows held).
 {{ config(materialized='incremental', unique_key='kpi_date', incremental_strategy='replace_keys') }}
-{%- set since = lake_since([ref('fct_orders')]) %}
+{%- set since = lake_since([ref('fct_orders'), ref('dim_customers')]) %}
 {%- set now = lake_snapshot() %}
 
 with
@@ -32,18 +32,17 @@ daily_reviews as (
 
 order_changes as (
 
-    select customer_id, order_date from {{ lake_changes(ref('fct_orders'), since, now) }}
+    select order_date
+    from {{ lake_diff(ref('fct_orders'), since, now,
+                      ['customer_id', 'order_date', 'is_revenue', 'net_amount']) }}
 
 ),
 
 first_order_dates as (
 
-    {%- for orders in [ref('fct_orders'), lake_as_of(ref('fct_orders'), since)] %}
-    select min(order_date) as first_order_date from {{ orders }}
-    where is_revenue and customer_id in (select customer_id from order_changes)
-    group by customer_id
-    {{ 'union all' if not loop.last }}
-    {%- endfor %}
+    select cast(first_revenue_ordered_at as date) as first_order_date
+    from {{ lake_diff(ref('dim_customers'), since, now,
+                      ['customer_id', 'first_revenue_ordered_at']) }}
 
 ),
 
@@ -86,13 +85,12 @@ orders as (
 
 first_orders as (
 
-    select customer_id, min(order_date) as first_order_date
-    from {{ ref('fct_orders') }}
-    where is_revenue
+    select customer_id, cast(first_revenue_ordered_at as date) as first_order_date
+    from {{ ref('dim_customers') }}
+    where first_revenue_ordered_at is not null
     {%- if since is not none %}
         and customer_id in (select customer_id from orders)
     {%- endif %}
-    group by 1
 
 ),
 
