@@ -192,11 +192,12 @@ def load_into_postgres(sqlite_path: Path, dsn: str, schema: str = "public") -> N
 
 
 def next_day(
-    db_path: Path, fraction: float = 0.01, seed: int = 7, deletes: int = 0
+    db_path: Path, fraction: float = 0.01, seed: int = 7, deletes: int = 0, cancels: int = 0
 ) -> dict[str, int]:
     """A day of business on an existing shop database (SQLite): `fraction` more orders
     (with their lines), as many placed orders shipped, as many customers who moved
-    country, and `deletes` customers deleted (accounts with no order and no review).
+    country, `cancels` placed orders cancelled, and `deletes` customers deleted (accounts
+    with no order and no review).
     Every change is stamped later than anything already there, as the shop's application
     would, so incremental extracts and full dumps both pick it up."""
     con = connect()
@@ -248,6 +249,12 @@ def next_day(
             "  ORDER BY (customer_id * 7919 + ?) % 10007 LIMIT ?)",
             (str(customers_at + timedelta(days=1)), seed, moved),
         )
+        db.execute(
+            "UPDATE orders SET status = 'cancelled', updated_at = ? WHERE order_id IN"
+            " (SELECT order_id FROM orders WHERE status = 'placed' AND order_id <= ?"
+            "  ORDER BY (order_id * 7907 + ?) % 10009 LIMIT ?)",
+            (shipped_at, last_order, seed, cancels),
+        )
         if deletes:
             reviews = json.loads((db_path.parent / "vendor" / "reviews.json").read_text())
             db.execute("CREATE TEMP TABLE reviewers (customer_id INTEGER PRIMARY KEY)")
@@ -262,7 +269,7 @@ def next_day(
             )
     db.close()
     return {"orders": n, "order_items": int(items[0]) if items else 0, "shipped": n,
-            "moved": moved, "deleted": deletes}  # fmt: skip
+            "moved": moved, "cancelled": cancels, "deleted": deletes}  # fmt: skip
 
 
 def _count(con: DuckDBPyConnection, table: str) -> int:

@@ -1,5 +1,6 @@
--- Revenue orders per ordered product pair (A, B), an additive count kept like
--- int_product_order_counts: only the orders that changed are paired again.
+-- Revenue orders per ordered product pair (A, B), and per product (the pair (A, A)): an
+-- additive count. A build pairs again only the orders whose lines changed since the last
+-- one: it adds their pairs as they are now and takes away their pairs as they were.
 {{ config(
     materialized='incremental',
     unique_key=['product_id', 'recommended_product_id'],
@@ -18,11 +19,12 @@ lines as (
 
 delta as (
 
-    -- both lines from the same version of the order (now, or before the change)
+    -- both lines from the same version of the order (now, or before the change); a line
+    -- with itself counts the orders with the product
     select a.product_id, b.product_id as recommended_product_id, sum(a.sign) as orders_with_both
     from lines a
     inner join lines b
-        on a.order_id = b.order_id and a.sign = b.sign and a.product_id <> b.product_id
+        on a.order_id = b.order_id and a.sign = b.sign
     group by 1, 2
     {%- if since is not none %}
     having sum(a.sign) <> 0

@@ -2,21 +2,23 @@
 -- support = orders with both / all orders, confidence = orders with both / orders with A,
 -- lift = confidence / (orders with B / all orders). Pairs seen in at least 2 orders.
 -- Not incremental: every row's support and lift divide by the total of orders, which moves
--- with every new order. The counts it divides are kept by delta (int_product_pairs,
--- int_product_order_counts), so a build is one pass over the pairs, not a self-join of
--- every order line.
+-- with every new order. The counts it divides, the orders per pair of products
+-- and the orders per product are kept by delta (int_product_pairs), so a build is one pass
+-- over the pairs, not a self-join of every order line.
 with
 
 pairs as (
 
     select * from {{ ref('int_product_pairs') }}
-    where orders_with_both >= 2
+    where product_id <> recommended_product_id and orders_with_both >= 2
 
 ),
 
 product_orders as (
 
-    select * from {{ ref('int_product_order_counts') }}
+    select product_id, orders_with_both as orders_with_product
+    from {{ ref('int_product_pairs') }}
+    where product_id = recommended_product_id
 
 ),
 
