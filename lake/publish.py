@@ -63,8 +63,13 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
 
 def built_marts(con: duckdb.DuckDBPyConnection, snapshot: int) -> list[str]:
     """The marts in `lake._build` as of `snapshot` (dbt's own temporary tables left out)."""
-    rows = con.execute(
-        f"""SELECT t.table_name FROM {METADATA}.ducklake_table t
+    return [name for name, _, _ in _build_tables(con, snapshot)]
+
+
+def _build_tables(con: duckdb.DuckDBPyConnection, snapshot: int) -> list[tuple[str, int, int]]:
+    """(name, table id, first snapshot of that table) of each mart as of `snapshot`."""
+    return con.execute(
+        f"""SELECT t.table_name, t.table_id, t.begin_snapshot FROM {METADATA}.ducklake_table t
         JOIN {METADATA}.ducklake_schema s ON s.schema_id = t.schema_id
         WHERE s.schema_name = ? AND t.begin_snapshot <= ?
           AND (t.end_snapshot IS NULL OR t.end_snapshot > ?)
@@ -73,7 +78,39 @@ def built_marts(con: duckdb.DuckDBPyConnection, snapshot: int) -> list[str]:
         ORDER BY 1""",
         [layout.BUILD, snapshot, snapshot, snapshot, snapshot],
     ).fetchall()
-    return [r[0] for r in rows]
+
+
+def changes_since(
+    con: duckdb.DuckDBPyConnection, published: dict[str, int], snapshot: int
+) -> dict[str, int | None]:
+    """The marts in `lake._build` at `snapshot` that changed since the snapshot they were
+    published at (`published`): each with that snapshot when rows were only added to or
+    removed from its table since (its rows with a newer `snapshot_id` are the new ones),
+    or None when it is new or its table was replaced (a table model's rebuild, a full
+    refresh: every row is new). Unchanged marts are left out: what was gated and
+    published for them still holds."""
+    tables = _build_tables(con, snapshot)
+    oldest = min([published[name] for name, *_ in tables if name in published], default=snapshot)
+    # which tables each commit since wrote to: `inserted_into_table:<id>`, `inlined_insert:
+    # <id>`, `deleted_from_table:<id>`, ... (DuckLake's own change summary per snapshot)
+    touched: dict[int, int] = {}
+    for snap, made in con.execute(
+        f"SELECT snapshot_id, changes_made FROM {METADATA}.ducklake_snapshot_changes "
+        "WHERE snapshot_id > ? AND snapshot_id <= ? ORDER BY snapshot_id",
+        [oldest, snapshot],
+    ).fetchall():
+        for change in (made or "").split(","):
+            target = change.rpartition(":")[2]
+            if target.isdigit():
+                touched[int(target)] = snap  # the newest commit that touched it
+    out: dict[str, int | None] = {}
+    for name, table_id, begun in tables:
+        since = published.get(name)
+        if since is None or begun > since:
+            out[name] = None
+        elif touched.get(table_id, 0) > since:
+            out[name] = since
+    return out
 
 
 def publications(con: duckdb.DuckDBPyConnection) -> list[Publication]:
@@ -101,6 +138,12 @@ def published_stack(history: list[Publication]) -> list[Publication]:
     return stack
 
 
+def published_snapshots(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Each published mart's snapshot now (after rollbacks)."""
+    stack = published_stack(publications(con))
+    return dict(stack[-1].snapshots) if stack else {}
+
+
 def publish_marts(
     con: duckdb.DuckDBPyConnection,
     snapshots: dict[str, int],
@@ -109,10 +152,12 @@ def publish_marts(
     rollback_of: str | None = None,
 ) -> Publication:
     """Point `lake.marts.<mart>` at `lake._build.<mart>` as of its snapshot, for every mart
-    in `snapshots`, and only those, in one commit."""
+    in `snapshots`, and only those, in one commit; a view already at its snapshot is left
+    as it is."""
     schema = quote_ident(layout.MARTS)
     marts = sorted(snapshots)
     snapshot = max(snapshots.values())
+    in_place = published_snapshots(con)
 
     @in_transaction
     def commit() -> None:
@@ -129,6 +174,8 @@ def publish_marts(
             for gone in sorted(existing - set(marts)):
                 con.execute(f"DROP VIEW lake.{schema}.{quote_ident(gone)}")
             for mart in marts:
+                if mart in existing and in_place.get(mart) == snapshots[mart]:
+                    continue  # published at this snapshot already: nothing changed
                 con.execute(f"CREATE OR REPLACE VIEW lake.{schema}.{quote_ident(mart)} AS "
                             f"SELECT * FROM {mart_at(mart, snapshots[mart])}")  # fmt: skip
             con.execute(

@@ -89,26 +89,50 @@ def _print_ingest(record: Any) -> None:
 
 
 @main.command()
-@click.argument("gate", type=click.Choice(["raw", "marts"]))
+@click.argument("gate", type=click.Choice(["raw", "marts"]), required=False)
 @click.option(
     "--all",
     "everything",
     is_flag=True,
     help="raw: check every batch, not only those that have not passed yet.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Run every dbt data test over every row (a build's tests check what it changed).",
+)
+@wait_option
 @click.pass_context
 @fail_cleanly
-def check(ctx: click.Context, gate: str, everything: bool) -> None:
-    """Run a quality gate by hand: `raw` (batches not yet passed) or `marts` (the build).
+def check(ctx: click.Context, gate: str | None, everything: bool, full: bool,
+          wait_s: float) -> None:  # fmt: skip
+    """Run a quality gate by hand: `raw` (batches not yet passed) or `marts` (the build);
+    or, with --full, every dbt data test over all the data (weekly on the schedule).
 
     \b
     Example:
       lakehouse check raw --all
+      lakehouse check --full
     """
     from pipeline.gates import check_marts, check_raw
     from pipeline.serve import build_snapshot
 
     project = project_from(ctx)
+    if full:
+        from lake import Holder
+        from pipeline.run import new_run_id
+        from pipeline.transform import test_everything
+
+        quiet = not (ctx.obj.get("verbose") or sys.stdout.isatty())
+        with project.lake.run_lock(Holder(f"check-{new_run_id()}"), wait_s):
+            tested = test_everything(project, quiet=quiet)
+        if not tested.ok:
+            raise StageFailed("check", "dbt: " + "; ".join(tested.failures))
+        click.echo(f"every data test passed over all rows: {tested.tests_passed} tests")
+        if gate is None:
+            return
+    if gate is None:
+        raise click.UsageError("name a gate (raw or marts), or pass --full")
     if gate == "raw":
         result = check_raw(project, everything)
     else:

@@ -61,6 +61,12 @@ class ScheduleSection(_Strict):
         description="Cron expression for the whole pipeline (`lakehouse schedule`), e.g. "
         "'0 * * * *' hourly; a source's own `schedule` runs it and its downstream models.",
     )
+    full_tests: str | None = Field(
+        "0 3 * * 0",
+        description="Cron expression for every dbt data test over all rows (`lakehouse check "
+        "--full`): a build's own tests check only what it changed. Weekly by default; null "
+        "turns it off.",
+    )
     timezone: str = Field("UTC", description="Time zone the cron expressions are read in.")
 
 
@@ -185,6 +191,7 @@ def _check_schedules(spec: ProjectFile, file: Path) -> None:
     crons = [("schedule.default", spec.schedule.default)] + [
         (f"sources[{i}] ({s.name}).schedule", s.schedule) for i, s in enumerate(spec.sources)
     ]
+    crons += [("schedule.full_tests", spec.schedule.full_tests)] if any(c for _, c in crons) else []
     if not any(cron for _, cron in crons):
         return
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -21,7 +21,7 @@ from lake import (
 )
 from lake.duck import attach_sql, connection_config, quote_ident, quote_str
 from lake.layout import BUILD
-from lake.publish import built_marts, current_snapshot
+from lake.publish import built_marts, changes_since, current_snapshot, published_snapshots
 from pipeline.config import Project
 
 Check = tuple[str, str, str | None, list[str] | None]
@@ -220,15 +220,31 @@ def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[P
     return path, len(expectations)
 
 
-def check_marts(project: Project, snapshot: int, only: list[str] | None = None) -> GateResult:
+def _rows_since(relation: str, snapshot: int | None) -> str:
+    """A mart's rows written after `snapshot` (all of them for None)."""
+    if snapshot is None:
+        return relation
+    return f"(SELECT * FROM {relation} WHERE snapshot_id > {snapshot})"
+
+
+def check_marts(
+    project: Project, snapshot: int, only: list[str] | None = None, changed_only: bool = False
+) -> GateResult:
     """Validate the marts as built at `snapshot` (see `pipeline.serve.build_snapshot`):
     publish then publishes exactly what passed, whatever builds ran since. `only`: these
-    marts (what `lakehouse stream` rebuilt)."""
+    marts (what `lakehouse stream` rebuilt). `changed_only` (a run): only what changed
+    since the published set, which passed the gate when it was published: a mart the
+    builds since left alone is not read, and of a mart they added rows to, only the rows
+    newer than its published snapshot (cross-table expectations still read whole marts)."""
     con = project.lake.connect(lake_read_only=True)
     try:
         marts = {m: f"lake.{quote_ident(BUILD)}.{quote_ident(m)}"
                  for m in built_marts(con, snapshot) if only is None or m in only}  # fmt: skip
         checks: dict[str, list[Check]] = {m: [("", r, None, None)] for m, r in marts.items()}
+        if changed_only:
+            changed = changes_since(con, published_snapshots(con), snapshot)
+            checks = {m: [("", _rows_since(r, changed[m]), None, None)]
+                      for m, r in marts.items() if m in changed}  # fmt: skip
         return gate_lake_batches(project, "marts", checks, con, [], snapshot=snapshot,
                                  named=marts)  # fmt: skip
     finally:

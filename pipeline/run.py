@@ -274,7 +274,7 @@ def _run(
     def do_check_marts(rec: StageRecord) -> None:
         nonlocal built
         built = built if built is not None else build_snapshot(project)
-        result = check_marts(project, built)
+        result = check_marts(project, built, changed_only=True)
         rec.details = {"snapshot": built, **_gate_details(result)}
         result.raise_for_failures()
 

@@ -3,7 +3,9 @@ foreground (for a container or a service unit).
 
 `schedule.default` runs the whole pipeline; a source's own `schedule` ingests that source
 and rebuilds the models downstream of it (then gates and publishes, as every run does).
-When both are due at once, the whole run covers the source. Runs never overlap: they run
+When both are due at once, the whole run covers the source. `schedule.full_tests` (weekly
+by default) runs every dbt data test over all rows, after any run due at the same time: a
+build's own tests check only what it changed. Runs never overlap: they run
 one after another here, and the lake's run lock keeps out runs started elsewhere (a tick
 that finds the lake held waits for it up to the next tick, then is skipped, said in the
 log). Cron expressions (croniter) have five fields, or six with seconds last.
@@ -29,6 +31,8 @@ from pipeline.errors import ConfigError, StageFailed
 log = logging.getLogger("lakehouse.schedule")
 WHOLE = "*"
 """The name of the default schedule's job: every source."""
+FULL_TESTS = "full tests"
+"""The name of the job that runs every data test over all rows."""
 
 
 @dataclass
@@ -49,6 +53,8 @@ def jobs(project: Project, now: datetime) -> list[Job]:
             f"{project.path}: nothing to schedule: set `schedule.default` (a cron expression "
             "for the whole pipeline) or a source's `schedule`"
         )
+    if project.spec.schedule.full_tests:
+        crons.append((FULL_TESTS, project.spec.schedule.full_tests))
     return [Job(name, cron, _next(cron, now, tz)) for name, cron in crons]
 
 
@@ -59,10 +65,15 @@ def _next(cron: str, after: datetime, tz: ZoneInfo) -> datetime:
 def due(jobs_: list[Job], now: datetime) -> list[str] | None:
     """What to run at `now`: None (nothing due), [] (the whole pipeline) or the sources
     whose own schedule is due."""
-    names = [j.name for j in jobs_ if j.next_at <= now]
+    names = [j.name for j in jobs_ if j.next_at <= now and j.name != FULL_TESTS]
     if not names:
         return None
     return [] if WHOLE in names else sorted(names)
+
+
+def full_tests_due(jobs_: list[Job], now: datetime) -> bool:
+    """Whether the full data tests are due at `now`."""
+    return any(j.name == FULL_TESTS and j.next_at <= now for j in jobs_)
 
 
 def advance(jobs_: list[Job], now: datetime, tz: ZoneInfo) -> None:
@@ -100,9 +111,12 @@ def run_schedule(
             if wait > 0 and stop.wait(wait):
                 break
             now = clock()
-            only = due(pending, now)
+            only, tests = due(pending, now), full_tests_due(pending, now)
             advance(pending, now, tz)
             if only is None:
+                if tests:
+                    _full_tests(project, wait_s=max(0.0, (min(j.next_at for j in pending)
+                                                           - clock()).total_seconds()))  # fmt: skip
                 continue
             wait_s = max(0.0, (min(j.next_at for j in pending) - clock()).total_seconds())
             runs += 1
@@ -120,10 +134,31 @@ def run_schedule(
             log.info("run %s of %s: %s", record.run_id, only or "every source", record.status)
             if on_run:
                 on_run(record)
+            if tests:
+                _full_tests(project, wait_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return runs
+
+
+def _full_tests(project: Project, wait_s: float) -> None:
+    """Every dbt data test over all rows, under the run lock; a failure is logged (and
+    alerted by the next run's monitor), the scheduler goes on."""
+    from lake import Holder
+    from pipeline.run import new_run_id
+    from pipeline.transform import test_everything
+
+    try:
+        with project.lake.run_lock(Holder(f"check-{new_run_id()}"), wait_s):
+            result = test_everything(project)
+    except RunLocked as exc:
+        log.warning("skipped the full data tests: %s", exc)
+        return
+    if result.ok:
+        log.info("full data tests passed: %s tests over all rows", result.tests_passed)
+    else:
+        log.error("full data tests failed: %s", "; ".join(result.failures))
 
 
 def describe(project: Project, now: datetime, count: int = 5) -> list[tuple[datetime, str]]:
@@ -134,6 +169,9 @@ def describe(project: Project, now: datetime, count: int = 5) -> list[tuple[date
     while len(out) < count:
         at = min(j.next_at for j in pending)
         only = due(pending, at)
-        out.append((at, "every source" if not only else "sources " + ", ".join(only)))
+        if only is not None:
+            out.append((at, "every source" if not only else "sources " + ", ".join(only)))
+        if full_tests_due(pending, at) and len(out) < count:
+            out.append((at, "every data test over all rows"))
         advance(pending, at, tz)
     return out

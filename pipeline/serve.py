@@ -18,10 +18,12 @@ from lake.duck import check_read_only, lock_reader, quote_ident, quote_str
 from lake.publish import (
     Publication,
     built_marts,
+    changes_since,
     current_snapshot,
     mart_at,
     publications,
     publish_marts,
+    published_snapshots,
     published_stack,
 )
 from lake.publish import rollback as rollback_marts
@@ -58,7 +60,11 @@ def publish(
         marts = built_marts(con, snapshot)
         if not marts:
             raise StageFailed("publish", "no marts in the lake: run `lakehouse build`")
-        return publish_marts(con, dict.fromkeys(marts, snapshot), run_id, forced=force)
+        # a mart the builds since have not touched stays at the snapshot it is published at
+        in_place = published_snapshots(con)
+        changed = changes_since(con, in_place, snapshot)
+        snapshots = {m: snapshot if m in changed else in_place[m] for m in marts}
+        return publish_marts(con, snapshots, run_id, forced=force)
     finally:
         con.close()
 

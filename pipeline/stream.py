@@ -111,7 +111,7 @@ def _cycle(project: Project, session: DbtWorker, con: Any, cycle: Cycle, gate: b
         from pipeline.gates import check_marts
 
         t1 = time.monotonic()
-        result = check_marts(project, cycle.snapshot, only=cycle.marts)
+        result = check_marts(project, cycle.snapshot, only=cycle.marts, changed_only=True)
         cycle.seconds["gate"] = round(time.monotonic() - t1, 3)
         if result.blocking:
             cycle.failures = [r.describe() for r in result.blocking]

@@ -287,3 +287,11 @@ def build(
         again.warnings = result.warnings + again.warnings
         result = again
     return result
+
+
+def test_everything(project: Project, quiet: bool = True) -> DbtResult:
+    """Every dbt data test over every row (`lakehouse check --full`, weekly on the
+    schedule): a build's own tests check only what it changed."""
+    ensure_deps(project)
+    args = ["test", "--vars", "{full_tests: true}"]
+    return run_dbt(project, args, quiet=quiet, timeout_s=project.spec.warehouse.dbt_timeout_s)

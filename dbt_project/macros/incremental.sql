@@ -191,3 +191,14 @@
     select distinct order_id, product_id, -1 as sign from lines_before where is_revenue
     {%- endif %}
 {%- endmacro %}
+
+{# Hooks of a model maintained by delta. DuckDB estimates a change feed at the size of its
+   whole table, so it would build its hash joins on the table and probe with the (small)
+   changes; the joins are written with the small side on the right, to be built: an empty
+   one then skips the scan of the big side. #}
+{% macro delta_hooks() -%}
+    {{ return({
+        'pre_hook': ["set disabled_optimizers = 'build_side_probe_side'"],
+        'post_hook': ["reset disabled_optimizers"],
+    }) }}
+{%- endmacro %}

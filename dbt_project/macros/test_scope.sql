@@ -13,7 +13,7 @@
 {% macro record_test_scopes() -%}
     {%- set scopes = target.database ~ '.main.lakehouse_test_scopes' -%}
     {%- set rows = [] -%}
-    {%- if execute and flags.WHICH in ('build', 'run', 'retry') and not flags.FULL_REFRESH -%}
+    {%- if execute and flags.WHICH in ('build', 'run') and not flags.FULL_REFRESH -%}
         {%- set now = lake_snapshot() -%}
         {%- for node in graph.nodes.values()
               if node.resource_type == 'model' and node.config.materialized == 'incremental' -%}

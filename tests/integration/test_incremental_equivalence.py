@@ -94,9 +94,11 @@ def test_five_days_built_incrementally_equal_a_full_refresh_after_each(make_proj
         for model in BY_DELTA:  # it read the changes, not the whole history
             assert "ducklake_table_changes(" in compiled[model], (day, model)
         # the data tests of incremental models checked what changed (and keys it duplicates)
-        assert re.search(r"where \(order_item_id\) in \(select order_item_id from "
-                         r'"lake"."_build"."fct_order_items" where snapshot_id > \d+\)',
-                         compiled["unique_fct_order_items_order_item_id"]), day
+        assert re.search(
+            r"where \(order_item_id\) in \(select order_item_id from "
+            r'"lake"."_build"."fct_order_items" where snapshot_id > \d+\)',
+            compiled["unique_fct_order_items_order_item_id"],
+        ), day
         con = project.lake.connect(lake_read_only=True)
         snapshot = con.execute("SELECT max(snapshot_id) FROM ducklake_snapshots('lake')")
         built_at = int(snapshot.fetchone()[0])  # type: ignore[index]

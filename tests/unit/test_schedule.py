@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.config import ConfigError, load_project
-from pipeline.schedule import advance, describe, due, jobs
+from pipeline.schedule import FULL_TESTS, advance, describe, due, full_tests_due, jobs
 
 PROJECT = """
 schedule:
@@ -51,6 +51,24 @@ def test_a_sources_own_schedule_runs_it_alone_and_the_default_runs_everything(
     ]  # fmt: skip
 
 
+def test_every_data_test_runs_over_all_rows_weekly_after_the_run_due_then(
+    tmp_path: Path,
+) -> None:
+    project = _project(tmp_path)
+    saturday = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
+    assert saturday.strftime("%A") == "Saturday"
+    pending = jobs(project, saturday)
+    sunday_3am = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+    assert not full_tests_due(pending, datetime(2026, 11, 29, 2, 59, tzinfo=UTC))
+    assert full_tests_due(pending, sunday_3am) and due(pending, sunday_3am) == []
+    plan = [(at.strftime("%a %H:%M"), what) for at, what in describe(project, saturday, 13)]
+    assert plan[-3:] == [("Sun 03:00", "every source"),
+                         ("Sun 03:00", "every data test over all rows"),
+                         ("Sun 03:20", "sources iot")]  # fmt: skip
+    off = PROJECT.format(tz="UTC").replace("  timezone:", "  full_tests: null\n  timezone:")
+    assert FULL_TESTS not in [j.name for j in jobs(_project(tmp_path, off), saturday)]
+
+
 def test_missed_ticks_are_not_run_twice(tmp_path: Path) -> None:
     project = _project(tmp_path)
     pending = jobs(project, datetime(2026, 11, 24, 10, 5, tzinfo=UTC))
@@ -58,7 +76,8 @@ def test_missed_ticks_are_not_run_twice(tmp_path: Path) -> None:
     assert due(pending, late) == []  # one whole run, not five
     advance(pending, late, ZoneInfo("UTC"))
     assert due(pending, late) is None
-    assert sorted(j.next_at.strftime("%H:%M") for j in pending) == ["12:00", "12:00"]
+    runs = [j for j in pending if j.name != FULL_TESTS]
+    assert sorted(j.next_at.strftime("%H:%M") for j in runs) == ["12:00", "12:00"]
 
 
 def test_cron_is_read_in_the_schedules_time_zone(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@
     materialized='incremental',
     unique_key=['customer_id', 'product_id'],
     incremental_strategy='replace_keys',
+    **delta_hooks(),
 ) }}
 {%- set since = lake_since([ref('fct_order_items')]) %}
 {%- set now = lake_snapshot() %}

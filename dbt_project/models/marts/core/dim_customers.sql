@@ -1,7 +1,12 @@
 -- Incremental: a build recomputes only the customers that changed since the last one (a
 -- new version of the customer, a deletion, or a change to an order of theirs that this
 -- table sums, as the order was and as it is); a full refresh gives the same table.
-{{ config(materialized='incremental', unique_key='customer_id', incremental_strategy='replace_keys') }}
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='replace_keys',
+    **delta_hooks(),
+) }}
 {%- set since = lake_since([ref('fct_orders')]) %}
 {%- set customers_seen = lake_watermark('_snapshot_id') if since is not none else none %}
 {%- set now = lake_snapshot() %}

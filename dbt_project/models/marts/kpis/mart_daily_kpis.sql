@@ -4,7 +4,12 @@
 -- on which customers' first revenue orders were or are (a customer is new on that day),
 -- and the days whose review numbers moved (reviews are few: they are summed per day in
 -- full and compared with the rows held).
-{{ config(materialized='incremental', unique_key='kpi_date', incremental_strategy='replace_keys') }}
+{{ config(
+    materialized='incremental',
+    unique_key='kpi_date',
+    incremental_strategy='replace_keys',
+    **delta_hooks(),
+) }}
 {%- set since = lake_since([ref('fct_orders'), ref('dim_customers')]) %}
 {%- set now = lake_snapshot() %}
 
