@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from duckdb import DuckDBPyConnection
@@ -192,12 +192,19 @@ def load_into_postgres(sqlite_path: Path, dsn: str, schema: str = "public") -> N
 
 
 def next_day(
-    db_path: Path, fraction: float = 0.01, seed: int = 7, deletes: int = 0, cancels: int = 0
+    db_path: Path,
+    fraction: float = 0.01,
+    seed: int = 7,
+    deletes: int = 0,
+    cancels: int = 0,
+    reviews: int = 0,
 ) -> dict[str, int]:
     """A day of business on an existing shop database (SQLite): `fraction` more orders
     (with their lines), as many placed orders shipped, as many customers who moved
-    country, `cancels` placed orders cancelled, and `deletes` customers deleted (accounts
-    with no order and no review).
+    country, `cancels` placed orders cancelled, `deletes` customers deleted (accounts
+    with no order and no review), and `reviews` new reviews at the vendor (`vendor/
+    reviews.json` beside it), by people who reviewed before, some in bursts, some with a
+    text already written.
     Every change is stamped later than anything already there, as the shop's application
     would, so incremental extracts and full dumps both pick it up."""
     con = connect()
@@ -256,10 +263,10 @@ def next_day(
             (shipped_at, last_order, seed, cancels),
         )
         if deletes:
-            reviews = json.loads((db_path.parent / "vendor" / "reviews.json").read_text())
+            written = json.loads((db_path.parent / "vendor" / "reviews.json").read_text())
             db.execute("CREATE TEMP TABLE reviewers (customer_id INTEGER PRIMARY KEY)")
             db.executemany("INSERT OR IGNORE INTO reviewers VALUES (?)",
-                           [(r["customer_id"],) for r in reviews])  # fmt: skip
+                           [(r["customer_id"],) for r in written])  # fmt: skip
             db.execute(
                 "DELETE FROM customers WHERE customer_id IN (SELECT customer_id FROM customers"
                 " WHERE customer_id NOT IN (SELECT customer_id FROM orders)"
@@ -268,8 +275,34 @@ def next_day(
                 (seed, deletes),
             )
     db.close()
+    if reviews:
+        _new_reviews(db_path.parent / "vendor" / "reviews.json", reviews, seed)
     return {"orders": n, "order_items": int(items[0]) if items else 0, "shipped": n,
-            "moved": moved, "cancelled": cancels, "deleted": deletes}  # fmt: skip
+            "moved": moved, "cancelled": cancels, "deleted": deletes,
+            "reviews": reviews}  # fmt: skip
+
+
+def _new_reviews(path: Path, count: int, seed: int) -> None:
+    """Append `count` reviews to the vendor's file, stamped after the newest: each by an
+    earlier reviewer, every third one an hour's burst of the one before, every fifth with
+    a text already written."""
+    rows = json.loads(path.read_text())
+    last_id = max(r["review_id"] for r in rows)
+    last_at = max(datetime.fromisoformat(r["updated_at"].replace("Z", "+00:00")) for r in rows)
+    for i in range(1, count + 1):
+        model = rows[(i * 7919 + seed) % len(rows)]
+        previous = rows[-1]
+        burst = i % 3 == 0
+        rows.append({
+            "review_id": last_id + i,
+            "product_id": model["product_id"],
+            "customer_id": previous["customer_id"] if burst else model["customer_id"],
+            "rating": 1 + (i + seed) % 5,
+            "body": model["body"] if i % 5 == 0 else f"Review {last_id + i}: day {seed}",
+            "updated_at": (last_at + timedelta(minutes=10 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "author": previous["author"] if burst else model["author"],
+        })  # fmt: skip
+    path.write_text(json.dumps(rows))
 
 
 def _count(con: DuckDBPyConnection, table: str) -> int:

@@ -81,7 +81,7 @@
     {%- endif -%}
     {%- set since = lake_watermark('_lake_snapshot') -%}
     {%- if since is none -%}{{ return(none) }}{%- endif -%}
-    {%- set names = [] -%}
+    {%- set names = ["('', '')"] -%}
     {%- for upstream in upstreams -%}
         {%- do names.append("('" ~ upstream.schema ~ "', '" ~ upstream.identifier ~ "')") -%}
     {%- endfor -%}

@@ -3,7 +3,7 @@ with
 
 source as (
 
-    select * from {{ source('live', 'reviews') }}
+    select *, snapshot_id as _snapshot_id from {{ source('live', 'reviews') }}
 
 ),
 
@@ -28,7 +28,8 @@ renamed as (
 
         -- lineage
         _load_id,
-        _ingested_at
+        _ingested_at,
+        _snapshot_id
 
     from source
 

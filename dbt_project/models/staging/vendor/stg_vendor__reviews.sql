@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('vendor', 'reviews') }}
+    select *, snapshot_id as _snapshot_id from {{ source('vendor', 'reviews') }}
 
 ),
 
@@ -27,7 +27,8 @@ renamed as (
 
         -- lineage
         _load_id,
-        _ingested_at
+        _ingested_at,
+        _snapshot_id
 
     from source
 
