@@ -198,13 +198,16 @@ def next_day(
     deletes: int = 0,
     cancels: int = 0,
     reviews: int = 0,
+    clicks: int = 0,
 ) -> dict[str, int]:
     """A day of business on an existing shop database (SQLite): `fraction` more orders
     (with their lines), as many placed orders shipped, as many customers who moved
     country, `cancels` placed orders cancelled, `deletes` customers deleted (accounts
     with no order and no review), and `reviews` new reviews at the vendor (`vendor/
     reviews.json` beside it), by people who reviewed before, some in bursts, some with a
-    text already written.
+    text already written, and `clicks` clickstream events in a new file (`web/`): new
+    sessions, later steps of old ones, and late events that move an old session to an
+    earlier day.
     Every change is stamped later than anything already there, as the shop's application
     would, so incremental extracts and full dumps both pick it up."""
     con = connect()
@@ -277,9 +280,35 @@ def next_day(
     db.close()
     if reviews:
         _new_reviews(db_path.parent / "vendor" / "reviews.json", reviews, seed)
+    if clicks:
+        _new_clicks(db_path.parent / "web", clicks, seed)
     return {"orders": n, "order_items": int(items[0]) if items else 0, "shipped": n,
             "moved": moved, "cancelled": cancels, "deleted": deletes,
-            "reviews": reviews}  # fmt: skip
+            "reviews": reviews, "clicks": clicks}  # fmt: skip
+
+
+def _new_clicks(folder: Path, count: int, seed: int) -> None:
+    """Write `count` events as `clickstream_day<seed>.jsonl`: a third new sessions a day
+    after the newest event, a third later steps of old sessions, a third a `view` a day
+    before an old session's first event (it now starts that day)."""
+    old = [json.loads(line) for f in sorted(folder.glob("clickstream_*.jsonl"))
+           for line in f.read_text().splitlines() if line]  # fmt: skip
+    newest = max(datetime.fromisoformat(e["ts"]) for e in old)
+    steps = ("view", "cart", "checkout", "purchase")
+    events = []
+    for i in range(count):
+        model = old[(i * 7919 + seed) % len(old)]
+        at = datetime.fromisoformat(model["ts"])
+        if i % 3 == 0:
+            session, event, at = f"sess-d{seed}-{i}", steps[i % 4], newest + timedelta(days=1)
+        elif i % 3 == 1:
+            session, event, at = model["session_id"], steps[(i + 1) % 4], at + timedelta(hours=1)
+        else:
+            session, event, at = model["session_id"], "view", at - timedelta(days=1)
+        events.append({**model, "session_id": session, "event": event,
+                       "ts": at.strftime("%Y-%m-%d %H:%M:%S")})  # fmt: skip
+    out = folder / f"clickstream_day{seed}.jsonl"
+    out.write_text("".join(json.dumps(e) + "\n" for e in events))
 
 
 def _new_reviews(path: Path, count: int, seed: int) -> None:

@@ -31,6 +31,7 @@ BY_DELTA = {
     "int_customer_products_purchased": "ducklake_table_changes(",
     "int_product_pairs": "ducklake_table_changes(",
     "fct_reviews": "where _snapshot_id > ",
+    "mart_funnel": "where snapshot_id > ",
 }
 
 
@@ -90,8 +91,10 @@ def test_five_days_built_incrementally_equal_a_full_refresh_after_each(make_proj
     assert first.ok, first.failures
     saved = project.warehouse_dir / "before-the-refresh"
     for day in range(1, DAYS + 1):
-        # new orders, shipments, cancellations, moved and deleted customers, new reviews
-        change = next_day(shop, fraction=0.03, seed=day, cancels=3, deletes=2, reviews=30)
+        # new orders, shipments, cancellations, moved and deleted customers, new reviews and
+        # clicks (late ones too)
+        change = next_day(shop, fraction=0.03, seed=day, cancels=3, deletes=2, reviews=30,
+                          clicks=60)  # fmt: skip
         assert change["deleted"] == 2
         run_pipeline(project, stages=("ingest",))
         result = build(project)

@@ -1,8 +1,18 @@
+-- Incremental: each build reads only the events committed since the last one, and keeps
+-- the first of each session's steps among those and the one already held.
+{{ config(
+    materialized='incremental',
+    unique_key=['session_id', 'event_name'],
+    on_schema_change='append_new_columns',
+) }}
+{%- set watermark = lake_watermark() %}
+
 with
 
 source as (
 
-    select * from {{ source('web', 'clickstream') }}
+    select *, snapshot_id as _snapshot_id from {{ source('web', 'clickstream') }}
+    where {{ landed_after(watermark) }}
 
 ),
 
@@ -24,15 +34,22 @@ renamed as (
 
         -- lineage
         _load_id,
-        _ingested_at
+        _ingested_at,
+        _snapshot_id
 
     from source
 
 ),
 
+versions as (
+
+    {{ with_current_versions('renamed', '(session_id, event_name)') }}
+
+),
+
 final as (
 
-    select * from renamed
+    select * from versions
     {{ latest_version('session_id, event_name', 'event_at, _ingested_at desc') }}
 
 )
