@@ -32,6 +32,7 @@ BY_DELTA = {
     "int_product_pairs": "ducklake_table_changes(",
     "fct_reviews": "where _snapshot_id > ",
     "mart_funnel": "where snapshot_id > ",
+    "dim_customers_history": "where snapshot_id > ",
 }
 
 

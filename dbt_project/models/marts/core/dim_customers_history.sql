@@ -4,11 +4,39 @@
 -- Changes that leave these attributes as they were add no version. A customer deleted at
 -- the source ends with a version of its last attributes marked is_deleted, from the
 -- deletion's commit time: the history stays, "as of" answers stay right.
+-- Incremental: a build rebuilds the history of the customers with changes committed since
+-- the last one (the versions of one customer depend only on its own changes).
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='replace_keys',
+    **delta_hooks(),
+) }}
+{%- set since = lake_since([]) %}
+{%- set changes_seen = lake_watermark('_snapshot_id') if since is not none else none %}
+{%- set now = lake_snapshot() %}
+
 with
+
+{%- if since is not none %}
+
+changed as (
+
+    -- the customers with changes committed since: their history is rebuilt whole
+    select distinct cast(customer_id as bigint) as customer_id
+    from {{ source('shop', 'customers') }}
+    where snapshot_id > {{ changes_seen }}
+
+),
+
+{%- endif %}
 
 versions as (
 
     select * from {{ ref('base_shop__customers') }}
+    {%- if since is not none %}
+    where customer_id in (select customer_id from changed)
+    {%- endif %}
 
 ),
 
@@ -77,10 +105,11 @@ final as (
         _is_deleted as is_deleted,
 
         -- lineage
-        _load_id
+        _load_id,
+        _snapshot_id
 
     from started
 
 )
 
-select * from final
+{{ replace_keys_rows('customer_id', since, now) }}
