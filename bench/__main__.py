@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "dbt_incremental": dbt_build.run_incremental,
     "cli_start": operate.run_cli_start,
     "run_noop": operate.run_noop,
+    "run_incremental": operate.run_incremental,
     "cdc": cdc.run,
     "collector": collector.run,
     "event_to_mart": realtime.run_event_to_mart,

@@ -9,6 +9,11 @@ a local lake, through the real `lakehouse` command in fresh processes, wall time
   Target: each <= 1 s (an absolute target: the ratio only says how far from bare Python).
 - `run_noop`: value: a second `lakehouse run` with nothing new; reference: the first run,
   which lands, gates, builds and publishes everything. Target: ratio <= 0.05.
+- `run_incremental`: at `BENCH_DBT_SCALE` (default 400: 8M orders, 24M lines): value: the
+  whole `lakehouse run` (ingest, raw gate, build, mart gate, publish) after a day of
+  business (`day_of_business`); reference: the first run, on the data before that day.
+  One of each (the first cannot be repeated on the same lake); each stage's seconds are in
+  `stages_s` / `reference_stages_s`. Target: ratio <= 0.10.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import DATA, Measurement, write_result
+from bench.common import DATA, Measurement, measure, write_result
 
 SCALE = float(os.environ.get("BENCH_OPERATE_SCALE", "1"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
@@ -92,3 +97,29 @@ def run_noop() -> dict[str, Any]:
     _, _, first, second = _demo()
     return write_result("run_noop", Measurement(second[0], second[1], {}),
                         Measurement(first[0], first[1], {}), scale=SCALE)  # fmt: skip
+
+
+def whole_run(project_file: str, **_: Any) -> dict[str, Any]:
+    """The measured call: every stage of `lakehouse run`, in the child process."""
+    from pipeline.config import load_project
+    from pipeline.run import run_pipeline
+
+    record = run_pipeline(load_project(Path(project_file)))
+    assert record.status == "passed", (record.status, record.error)
+    return {"stages_s": {s.name: round(s.seconds, 2) for s in record.stages}}
+
+
+def run_incremental() -> dict[str, Any]:
+    from bench.dbt_build import SCALE as DBT_SCALE
+    from bench.dbt_build import day_of_business, make_shop_project
+    from pipeline.shop_api import ShopApi
+
+    with tempfile.TemporaryDirectory(prefix="bench-run-inc-", dir=DATA) as workdir:
+        project = make_shop_project(Path(workdir), DBT_SCALE)
+        with ShopApi(project.base_dir / "sources" / "vendor" / "reviews.json") as api:
+            env, args = api.env(), {"project_file": str(project.path)}
+            first = measure("bench.operate:whole_run", args, env)
+            day = day_of_business(project)
+            second = measure("bench.operate:whole_run", args, env)
+        return write_result("run_incremental", second, first, scale=DBT_SCALE, new_day=day,
+                            reference_stages_s=first.extra["stages_s"])  # fmt: skip

@@ -194,11 +194,11 @@
 
 {# Hooks of a model maintained by delta. DuckDB estimates a change feed at the size of its
    whole table, so it would build its hash joins on the table and probe with the (small)
-   changes; the joins are written with the small side on the right, to be built: an empty
-   one then skips the scan of the big side. #}
+   changes; on an incremental build the joins are built on the side written on the right,
+   the small one (an empty one then skips the scan of the other side). #}
 {% macro delta_hooks() -%}
     {{ return({
-        'pre_hook': ["set disabled_optimizers = 'build_side_probe_side'"],
+        'pre_hook': ["{{ \"set disabled_optimizers = 'build_side_probe_side'\" if is_incremental() }}"],
         'post_hook': ["reset disabled_optimizers"],
     }) }}
 {%- endmacro %}

@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from pipeline.config import Project
 from pipeline.run import run_pipeline
@@ -41,7 +40,10 @@ def _tables(project: Project, build_db: Path, snapshot: int) -> dict[str, Counte
         for name in COMPARED:
             relation = (f"build.staging.{name}" if name.startswith("stg_")
                         else f"{name} AT (VERSION => {snapshot})")  # fmt: skip
-            out[name] = Counter(con.execute(f"SELECT * FROM {relation}").fetchall())
+            columns = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+            # (the lake snapshot a row was built from differs between the two by construction)
+            listed = ", ".join(f'"{c}"' for c in columns if c != "_lake_snapshot")
+            out[name] = Counter(con.execute(f"SELECT {listed} FROM {relation}").fetchall())
         return out
     finally:
         con.close()
@@ -61,15 +63,12 @@ def _sql(project: Project, sql: str) -> list[tuple]:
         con.close()
 
 
-@pytest.mark.parametrize("lake_kind", ["local", "s3"])
-def test_incremental_build_after_a_new_day_equals_a_full_refresh(
-    lake_kind: str, make_project, request: pytest.FixtureRequest
+def test_incremental_build_after_a_new_day_equals_a_full_refresh_on_s3(
+    make_project, s3_bucket: tuple[str, dict[str, str]]
 ) -> None:
-    if lake_kind == "local":
-        project = make_project()
-    else:
-        bucket, s3env = request.getfixturevalue("s3_bucket")
-        project = make_project(lake_url=f"s3://{bucket}/incremental", env=s3env)
+    # (on a local lake, five days and every table: test_incremental_equivalence.py)
+    bucket, s3env = s3_bucket
+    project = make_project(lake_url=f"s3://{bucket}/incremental", env=s3env)
     run_pipeline(project, stages=("ingest",))
     first = build(project)
     assert first.ok, first.failures

@@ -91,6 +91,14 @@ affected as (
     semi join touched on lower(reviews.review_text) is not distinct from touched.text_key
 
 ),
+
+affected_purchases as (
+
+    select customer_id, product_id from purchased
+    semi join (select distinct customer_id, product_id from affected) as a
+        using (customer_id, product_id)
+
+),
 {%- endif %}
 
 by_account as (
@@ -151,7 +159,7 @@ signals as (
     left join by_ip on reviews.review_id = by_ip.review_id
     left join by_text on lower(reviews.review_text) is not distinct from by_text.text_key
     left join customers on reviews.customer_id = customers.customer_id
-    left join purchased
+    left join {{ 'affected_purchases' if since is not none else 'purchased' }} as purchased
         on reviews.customer_id = purchased.customer_id
         and reviews.product_id = purchased.product_id
 

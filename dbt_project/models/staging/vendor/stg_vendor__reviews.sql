@@ -1,8 +1,14 @@
+-- Incremental: each build reads only the rows committed since the last one, and keeps the
+-- latest version of each review among those and the version already held.
+{{ config(materialized='incremental', unique_key='review_id', on_schema_change='append_new_columns') }}
+{%- set watermark = lake_watermark() %}
+
 with
 
 source as (
 
     select *, snapshot_id as _snapshot_id from {{ source('vendor', 'reviews') }}
+    where {{ landed_after(watermark) }}
 
 ),
 
@@ -34,9 +40,15 @@ renamed as (
 
 ),
 
+versions as (
+
+    {{ with_current_versions('renamed', 'review_id') }}
+
+),
+
 final as (
 
-    select * from renamed
+    select * from versions
     {{ latest_version('review_id', 'reviewed_at desc, _ingested_at desc') }}
 
 )
