@@ -16,6 +16,7 @@ from lake.duck import connect
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 DATA = ROOT / "data"
+DATA.mkdir(exist_ok=True)  # generated inputs and scratch lakes (not committed)
 
 
 @dataclass
