@@ -18,6 +18,7 @@ from bench import (
     operate,
     publish,
     realtime,
+    serving,
 )
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -40,6 +41,8 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "collector": collector.run,
     "event_to_mart": realtime.run_event_to_mart,
     "mqtt": realtime.run_mqtt,
+    "serving": serving.run_serving,
+    "publish_postgres": serving.run_publish_postgres,
 }
 
 

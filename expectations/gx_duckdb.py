@@ -80,6 +80,10 @@ def run_on_connect(database: str, statements: list[str]) -> None:
 
     @event.listens_for(Engine, "connect")
     def _init(dbapi_connection: Any, _record: Any) -> None:
+        # every engine's connections come here: a statement on another database (a BI
+        # inspector's PostgreSQL, say) would fail and abort its first transaction
+        if not type(dbapi_connection).__module__.startswith("duckdb"):
+            return
         try:
             row = dbapi_connection.execute(
                 "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"

@@ -34,7 +34,7 @@ from lake.redact import redact, redact_all
 from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
-from pipeline.serve import build_snapshot, publish
+from pipeline.serve import build_snapshot, publish, serve_bi
 from pipeline.transform import build, source_files, source_freshness
 
 log = logging.getLogger("lakehouse.run")
@@ -313,6 +313,8 @@ def _run(
                 record.stages.append(skipped)
                 if on_stage:
                     on_stage(skipped)
+                if name == "publish":
+                    serve_bi(project)  # catches up after a failed copy; else a no-op
                 continue
             stage(name, steps[name])
         record.status = (

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
+from ingest.errors import reason
 from lake import layout
 from lake.duck import check_read_only, lock_reader, quote_ident, quote_str
 from lake.publish import (
@@ -27,8 +29,12 @@ from lake.publish import (
     published_stack,
 )
 from lake.publish import rollback as rollback_marts
+from lake.redact import redact
 from pipeline.config import Project
 from pipeline.errors import StageFailed
+
+if TYPE_CHECKING:
+    from pipeline.serve_postgres import ServedSet
 
 
 def build_snapshot(project: Project) -> int:
@@ -64,7 +70,9 @@ def publish(
         in_place = published_snapshots(con)
         changed = changes_since(con, in_place, snapshot)
         snapshots = {m: snapshot if m in changed else in_place[m] for m in marts}
-        return publish_marts(con, snapshots, run_id, forced=force)
+        publication = publish_marts(con, snapshots, run_id, forced=force)
+        serve_bi(project, con, publication)
+        return publication
     finally:
         con.close()
 
@@ -72,11 +80,51 @@ def publish(
 def rollback(project: Project) -> tuple[Publication, Publication]:
     con = project.lake.connect()
     try:
-        return rollback_marts(con)
+        undone, restored = rollback_marts(con)
+        serve_bi(project, con, restored)
+        return undone, restored
     except LookupError as exc:
         raise StageFailed("publish", str(exc)) from None
     finally:
         con.close()
+
+
+def serve_bi(
+    project: Project, con: duckdb.DuckDBPyConnection | None = None,
+    publication: Publication | None = None,
+) -> ServedSet | None:  # fmt: skip
+    """Bring the PostgreSQL serving database (`serving.postgres`) to the current
+    publication, copying only the marts whose snapshot it does not hold. A no-op when it
+    is not configured or already current; so a run that had nothing new still catches up
+    after a publish whose copy failed."""
+    cfg = project.spec.serving.postgres
+    if not cfg.enabled:
+        return None
+    from pipeline.serve_postgres import mart_docs, publish_to_postgres, served_snapshots
+
+    own = con is None
+    con = project.lake.connect() if con is None else con
+    try:
+        if publication is None:
+            stack = published_stack(publications(con))
+            if not stack:
+                return None
+            publication = stack[-1]
+        try:
+            if served_snapshots(cfg.url) == publication.snapshots:
+                return None
+            docs = mart_docs(project.warehouse_dir / "dbt" / "target" / "manifest.json")
+            return publish_to_postgres(con, cfg, publication.snapshots, docs,
+                                       publication.run_id)  # fmt: skip
+        except Exception as exc:
+            raise StageFailed(
+                "publish",
+                f"serving database: {redact(reason(exc))} (the lake's marts are "
+                "published; the next run or `lakehouse publish` copies them again)",
+            ) from None
+    finally:
+        if own:
+            con.close()
 
 
 def history(project: Project) -> list[Publication]:
@@ -92,14 +140,37 @@ def current(project: Project) -> Publication | None:
     return stack[-1] if stack else None
 
 
-def serve_folder(folder: Path, port: int) -> None:
-    """Serve a static site (dbt docs, Data Docs) on 127.0.0.1 until Ctrl-C."""
+DOCS = {
+    "dbt docs: models, columns, lineage": "dbt/target/static_index.html",
+    "Data Docs: the raw gate": "data_docs/raw/index.html",
+    "Data Docs: the mart gate": "data_docs/marts/index.html",
+    "Report: runs, quality, freshness, charts": "report.html",
+}
+
+
+def docs_index(project: Project) -> Path:
+    """`<warehouse>/index.html`: links to whatever of DOCS has been built."""
+    import html
+
+    links = "".join(
+        f'<li><a href="{path}">{html.escape(title)}</a></li>'
+        for title, path in DOCS.items() if (project.warehouse_dir / path).exists()
+    )  # fmt: skip
+    name = html.escape(project.spec.name)
+    index = project.warehouse_dir / "index.html"
+    index.write_text(f"<!DOCTYPE html><meta charset=utf-8><title>{name}</title>"
+                     f"<h1>{name}</h1><ul>{links}</ul>")  # fmt: skip
+    return index
+
+
+def serve_folder(folder: Path, port: int, host: str = "127.0.0.1") -> None:
+    """Serve a static site (dbt docs, Data Docs, the report) until Ctrl-C."""
     import functools
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
     with (
-        ThreadingHTTPServer(("127.0.0.1", port), handler) as server,
+        ThreadingHTTPServer((host, port), handler) as server,
         contextlib.suppress(KeyboardInterrupt),
     ):
         server.serve_forever()

@@ -26,7 +26,7 @@ from lake.duck import quote_str
 from lake.publish import current_snapshot, publications, publish_marts
 from pipeline.config import Project
 from pipeline.dbt_worker import DbtWorker
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, StageFailed
 from pipeline.transform import ensure_streams
 
 log = logging.getLogger("lakehouse.stream")
@@ -122,6 +122,14 @@ def _cycle(project: Project, session: DbtWorker, con: Any, cycle: Cycle, gate: b
     history = publications(con)
     snapshots = {**(history[-1].snapshots if history else {}),
                  **dict.fromkeys(cycle.marts, cycle.snapshot)}  # fmt: skip
-    publish_marts(con, snapshots, cycle.cycle_id)
+    publication = publish_marts(con, snapshots, cycle.cycle_id)
     cycle.published = True
+    if project.spec.serving.postgres.enabled:
+        from pipeline.serve import serve_bi
+
+        try:
+            serve_bi(project, con, publication)
+        except StageFailed as exc:  # the lake's marts are published; the next cycle retries
+            cycle.failures = [str(exc)]
+            log.error("%s: %s", cycle.cycle_id, exc)
     cycle.seconds["publish"] = round(time.monotonic() - t2, 3)

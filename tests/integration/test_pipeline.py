@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 
 from lake import layout
 from lake.duck import connect
@@ -136,8 +137,12 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     catalog_db = f"lake_{uuid.uuid4().hex[:8]}"
     psql(postgres, f"CREATE DATABASE {catalog_db}")
     catalog = postgres.rsplit("/", 1)[0] + f"/{catalog_db}"
+    serving_db = f"serving_{uuid.uuid4().hex[:8]}"
+    psql(postgres, f"CREATE DATABASE {serving_db}")
+    serving = postgres.rsplit("/", 1)[0] + f"/{serving_db}"
     project = make_project(env={"SHOP_DB_KIND": "postgres", "SHOP_DB_URL": postgres,
-                                "LAKEHOUSE_CATALOG": catalog})  # fmt: skip
+                                "LAKEHOUSE_CATALOG": catalog,
+                                "SERVING_POSTGRES_URL": serving})  # fmt: skip
     assert project.spec.sources[0].kind == "postgres"
     assert project.lake.settings.catalog_kind == "postgres"
     record = run_pipeline(project)
@@ -153,6 +158,25 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     # the catalog is in PostgreSQL: its tables are there, and no SQLite file was made
     assert "ducklake_snapshot" in psql(catalog, "SELECT tablename FROM pg_tables")
     assert not (project.base_dir / "lake" / "catalog.sqlite").exists()
+    # BI tools read the same marts from the serving database, keyed and described
+    published = project.lake.connect()
+    marts = [r[0] for r in published.execute(
+        "SELECT view_name FROM duckdb_views() WHERE schema_name = 'marts'").fetchall()]  # fmt: skip
+    published.close()
+    inspector = sa.inspect(sa.create_engine(serving.replace("postgresql://",
+                                                            "postgresql+psycopg://")))  # fmt: skip
+    assert sorted(inspector.get_table_names(schema="marts")) == sorted(marts)
+    for mart in marts:
+        assert psql(serving, f"SELECT count(*) FROM marts.{mart}").strip() == str(
+            serving_scalar(project, f"SELECT count(*) FROM {mart}")
+        ), mart
+    assert inspector.get_pk_constraint("fct_orders", schema="marts")["constrained_columns"] == [
+        "order_id"
+    ]
+    assert inspector.get_table_comment("fct_orders", schema="marts")["text"]
+    ordered_at = {c["name"]: c for c in inspector.get_columns("fct_orders", schema="marts")}
+    assert ordered_at["ordered_at"]["type"].timezone is True and ordered_at["order_id"]["comment"]
+    funnel_oid = psql(serving, "SELECT 'marts.mart_funnel'::regclass::oid")
     # customers arrive through CDC from the WAL: a snapshot, then the changes
     psql(postgres, "INSERT INTO customers (customer_id, email, country, created_at, updated_at) "
                    "VALUES (999999, 'gone@example.com', 'FR', now(), now())")  # fmt: skip
@@ -175,6 +199,10 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     versions = serving_scalar(project, "SELECT list(country_code ORDER BY version) FROM "
                                        "dim_customers_history WHERE customer_id = 1")  # fmt: skip
     assert isinstance(versions, list) and len(versions) == 2 and versions[-1] == "NL"
+    # and so does the serving database: changed marts copied, the funnel left in place
+    assert psql(serving, "SELECT country_code FROM marts.dim_customers "
+                         "WHERE customer_id = 1").strip() == "NL"  # fmt: skip
+    assert psql(serving, "SELECT 'marts.mart_funnel'::regclass::oid") == funnel_oid
     psql(postgres, "SELECT pg_drop_replication_slot('lakehouse_shop')")
 
 

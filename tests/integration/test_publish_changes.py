@@ -47,3 +47,30 @@ def test_only_the_marts_builds_touched_are_new_and_republished(tmp_path: Path) -
     assert con.execute(f"SELECT count(*) FROM lake.{MARTS}.appended").fetchone() == (4,)
     assert con.execute(f"SELECT * FROM lake.{MARTS}.replaced").fetchall() == [(9,)]
     con.close()
+
+
+def test_a_reader_kept_open_sees_each_new_publication(tmp_path: Path) -> None:
+    """As a BI pool keeps it: one DuckDB connection reads the latest publication at each
+    statement, and one set for the whole of an explicit transaction."""
+    lake = Lake(LakeSettings.resolve(str(tmp_path / "lake"), tmp_path, env={}))
+    writer = lake.connect()
+    writer.execute(f"CREATE SCHEMA lake.{BUILD}")
+
+    def build_and_publish(value: int) -> None:
+        writer.execute(f"CREATE OR REPLACE TABLE lake.{BUILD}.m AS SELECT {value} AS v")
+        publish_marts(writer, {"m": current_snapshot(writer)}, f"run-{value}")
+
+    build_and_publish(1)
+    reader = lake.connect(lake_read_only=True)
+    read = f"SELECT v FROM lake.{MARTS}.m"
+    assert reader.execute(read).fetchall() == [(1,)]
+    build_and_publish(2)
+    assert reader.execute(read).fetchall() == [(2,)]  # no reconnect needed
+    reader.execute("BEGIN")
+    assert reader.execute(read).fetchall() == [(2,)]
+    build_and_publish(3)
+    assert reader.execute(read).fetchall() == [(2,)]  # one set per transaction
+    reader.execute("COMMIT")
+    assert reader.execute(read).fetchall() == [(3,)]
+    reader.close()
+    writer.close()

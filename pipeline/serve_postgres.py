@@ -1,0 +1,360 @@
+"""Serving for BI tools: the published marts copied into a PostgreSQL database.
+
+Metabase, Superset, Tableau, Power BI and psql speak PostgreSQL, so when `serving.postgres`
+is configured every publication is also written there, in three steps:
+
+1. Load. Each mart whose published snapshot differs from the one PostgreSQL holds is
+   copied (DuckDB's postgres extension, binary COPY) into a private schema
+   `_lakehouse_load_<token>`, then keyed (a primary key on the columns dbt tests as
+   `unique` + `not_null`) and commented (dbt's descriptions). Nothing a reader sees yet.
+2. Swap, in one short transaction: a new schema gets the loaded tables plus the unchanged
+   ones, moved (`ALTER TABLE ... SET SCHEMA` is a catalog update, no copy); the schema
+   readers use is renamed away and the new one renamed to it; read rights are granted;
+   `_lakehouse_serving.published` records each mart's snapshot. A query sees the set
+   before or the set after, never a mix: the swap takes its locks before any name
+   changes, and a statement that waits for it resolves its tables again afterwards.
+3. Drop the previous schema, in its own transaction (a reader still holding it only
+   delays that; a later publish retries).
+
+A mart no build touched is never copied again, so publishing after a small change costs
+the marts that changed. A PostgreSQL advisory lock serialises publishers (a run and
+`lakehouse stream`). A failed load leaves the served set as it was; the next publish
+catches up, because what to copy is decided from what PostgreSQL holds.
+
+Readers log in as a role (`reader_role`) that may only `SELECT` from the served schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel, ConfigDict, Field
+
+from lake.duck import quote_ident, quote_str
+from lake.publish import mart_at
+from lake.redact import redact
+
+log = logging.getLogger("lakehouse.serve_postgres")
+
+STATE_SCHEMA = "_lakehouse_serving"
+LOAD_PREFIX = "_lakehouse_load_"
+OLD_PREFIX = "_lakehouse_old_"
+ADVISORY_KEY = 0x1A4E_0001
+"""`pg_advisory_lock` key held by a publisher for the whole publish."""
+SWAP_LOCK_TIMEOUT = "500ms"
+"""Below PostgreSQL's deadlock_timeout (1 s): a swap waiting on a reader's transaction gives
+up and retries first, so the reader is never the one a deadlock aborts."""
+SWAP_ATTEMPTS = 20
+
+
+class PostgresServing(BaseModel):
+    """`serving.postgres` in lakehouse.yml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(
+        "",
+        description="libpq URL or DSN of the serving database (the publisher's login: it "
+        "creates schemas and the reader role). Empty: no PostgreSQL serving.",
+    )
+    schema_name: str = Field(
+        "marts", alias="schema", description="The schema BI tools read the marts from."
+    )
+    reader_role: str | None = Field(
+        "lakehouse_bi", description="A login role that may only read the served schema."
+    )
+    reader_password: str | None = Field(
+        None, description="The reader role's password (a secret: use ${VAR}). None: no login."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url.strip())
+
+
+@dataclass
+class ServedSet:
+    schema: str
+    copied: list[str] = field(default_factory=list)
+    """Marts copied by this publish (their snapshot changed)."""
+    kept: list[str] = field(default_factory=list)
+    """Marts moved across unchanged."""
+    dropped: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MartDocs:
+    description: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    primary_key: tuple[str, ...] = ()
+
+
+def mart_docs(manifest_path: Path) -> dict[str, MartDocs]:
+    """Descriptions and keys of each model, from dbt's manifest (missing: none). A primary
+    key is the column a model tests as both `unique` and `not_null`, or the columns of a
+    `dbt_utils.unique_combination_of_columns` test; the mart gate has checked them."""
+    if not manifest_path.exists():
+        return {}
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError:
+        return {}
+    nodes = manifest.get("nodes", {})
+    tests: dict[str, dict[str, set[str]]] = {}
+    combos: dict[str, tuple[str, ...]] = {}
+    for node in nodes.values():
+        meta = node.get("test_metadata") or {}
+        model = node.get("attached_node")
+        if node.get("resource_type") != "test" or not model:
+            continue
+        if meta.get("name") in ("unique", "not_null") and node.get("column_name"):
+            tests.setdefault(model, {}).setdefault(meta["name"], set()).add(node["column_name"])
+        elif meta.get("name") == "unique_combination_of_columns":
+            cols = (meta.get("kwargs") or {}).get("combination_of_columns") or []
+            combos.setdefault(model, tuple(cols))
+    out: dict[str, MartDocs] = {}
+    for uid, node in nodes.items():
+        if node.get("resource_type") != "model":
+            continue
+        found = tests.get(uid, {})
+        keys = sorted(found.get("unique", set()) & found.get("not_null", set()))
+        out[node.get("alias") or node["name"]] = MartDocs(
+            description=node.get("description") or "",
+            columns={c: (v.get("description") or "") for c, v in node.get("columns", {}).items()},
+            primary_key=(keys[0],) if keys else combos.get(uid, ()),
+        )
+    return out
+
+
+def _pg(url: str) -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise ConnectionError(f"serving database: {redact(str(exc)).strip()}") from None
+
+
+def served_snapshots(url: str) -> dict[str, int]:
+    """What the serving database holds: mart -> the lake snapshot it was copied at."""
+    with contextlib.closing(_pg(url)) as pg:
+        return _served(pg)
+
+
+def _served(pg: Any) -> dict[str, int]:
+    row = pg.execute("SELECT to_regclass(%s)", [f"{STATE_SCHEMA}.published"]).fetchone()
+    if row is None or row[0] is None:
+        return {}
+    return dict(pg.execute(f"SELECT mart, snapshot FROM {STATE_SCHEMA}.published").fetchall())
+
+
+def _setup(pg: Any, cfg: PostgresServing) -> None:
+    pg.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+    pg.execute(
+        f"""CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.published (
+            mart text PRIMARY KEY, snapshot bigint NOT NULL, run_id text,
+            published_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    pg.execute(f"REVOKE ALL ON SCHEMA {STATE_SCHEMA} FROM PUBLIC")
+    if cfg.reader_role:
+        from psycopg import sql
+
+        role = sql.Identifier(cfg.reader_role)
+        exists = pg.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [cfg.reader_role])
+        if exists.fetchone() is None:
+            pg.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(role))
+        if cfg.reader_password:
+            pg.execute(
+                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    role, sql.Literal(cfg.reader_password)
+                )
+            )
+        # nothing to write to: not the public schema, not temporary tables
+        database = sql.Identifier(pg.info.dbname)
+        pg.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(role))
+        pg.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role))
+        pg.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+
+
+def _select_for_postgres(con: duckdb.DuckDBPyConnection, source: str) -> str:
+    """The mart's columns, with the types PostgreSQL has no exact match for converted:
+    HUGEINT and UBIGINT to numeric (not float), structs and maps to JSON."""
+    cols = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    out = []
+    for name, dtype, *_ in cols:
+        q = quote_ident(name)
+        if dtype in ("HUGEINT", "UHUGEINT"):
+            out.append(f"{q}::DECIMAL(38, 0) AS {q}")
+        elif dtype == "UBIGINT":
+            out.append(f"{q}::DECIMAL(20, 0) AS {q}")
+        elif dtype.startswith(("STRUCT", "MAP", "UNION")):
+            out.append(f"to_json({q}) AS {q}")
+        else:
+            out.append(q)
+    return ", ".join(out)
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection, pg: Any, cfg: PostgresServing, load_schema: str,
+    snapshots: dict[str, int], docs: dict[str, MartDocs],
+) -> None:  # fmt: skip
+    from psycopg import sql
+
+    con.execute(f"ATTACH {quote_str(cfg.url)} AS serving_pg (TYPE postgres)")
+    try:
+        con.execute(f"CREATE SCHEMA serving_pg.{quote_ident(load_schema)}")
+        for mart, snapshot in sorted(snapshots.items()):
+            source = mart_at(mart, snapshot, "lake")
+            con.execute(
+                f"CREATE TABLE serving_pg.{quote_ident(load_schema)}.{quote_ident(mart)} AS "
+                f"SELECT {_select_for_postgres(con, source)} FROM {source}"
+            )
+    finally:
+        con.execute("DETACH serving_pg")
+    for mart in sorted(snapshots):
+        table = sql.Identifier(load_schema, mart)
+        d = docs.get(mart, MartDocs())
+        if d.primary_key:
+            cols = sql.SQL(", ").join(sql.Identifier(c) for c in d.primary_key)
+            pg.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, cols))
+        pg.execute(sql.SQL("ANALYZE {}").format(table))
+        if d.description:
+            pg.execute(
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(d.description))
+            )
+        existing = {r[0] for r in pg.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s", [load_schema, mart])}  # fmt: skip
+        for column, text in d.columns.items():
+            if text and column in existing:
+                pg.execute(sql.SQL("COMMENT ON COLUMN {} IS {}").format(
+                    sql.Identifier(load_schema, mart, column), sql.Literal(text)))  # fmt: skip
+
+
+def _tables(pg: Any, schema: str) -> set[str]:
+    rows = pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [schema]).fetchall()
+    return {r[0] for r in rows}
+
+
+def _swap(
+    pg: Any, cfg: PostgresServing, load_schema: str, snapshots: dict[str, int],
+    copied: set[str], run_id: str | None, token: str,
+) -> tuple[list[str], list[str], str | None]:  # fmt: skip
+    """One transaction: the new set becomes `cfg.schema_name`. Returns (kept, dropped,
+    the previous schema's new name)."""
+    from psycopg import sql
+
+    target, new, old = cfg.schema_name, f"_lakehouse_new_{token}", f"{OLD_PREFIX}{token}"
+    with pg.transaction():
+        pg.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+        current = _tables(pg, target)
+        kept = sorted(m for m in snapshots if m not in copied and m in current)
+        dropped = sorted(current - set(snapshots))
+        # every lock first, in one order: then no reader sees a half-renamed set
+        locked = [sql.Identifier(target, m) for m in sorted(current)]
+        if locked:
+            pg.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.SQL(", ").join(locked)))  # fmt: skip
+        pg.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(new)))
+        for mart in kept:
+            pg.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                sql.Identifier(target, mart), sql.Identifier(new)))  # fmt: skip
+        for mart in sorted(copied):
+            pg.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                sql.Identifier(load_schema, mart), sql.Identifier(new)))  # fmt: skip
+        had_schema = pg.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", [target]
+        ).fetchone()
+        if had_schema:
+            pg.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                sql.Identifier(target), sql.Identifier(old)))  # fmt: skip
+        pg.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+            sql.Identifier(new), sql.Identifier(target)))  # fmt: skip
+        pg.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(target)))
+        if cfg.reader_role:
+            role = sql.Identifier(cfg.reader_role)
+            pg.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(target), role)
+            )
+            pg.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                sql.Identifier(target), role))  # fmt: skip
+        pg.execute(f"DELETE FROM {STATE_SCHEMA}.published")
+        with pg.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {STATE_SCHEMA}.published (mart, snapshot, run_id) "
+                "VALUES (%s, %s, %s)",
+                [(m, s, run_id) for m, s in sorted(snapshots.items())],
+            )
+    return kept, dropped, old if had_schema else None
+
+
+def _drop_leftovers(pg: Any) -> None:
+    """Schemas of earlier publishes: emptied load schemas and replaced sets."""
+    from psycopg import errors, sql
+
+    rows = pg.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s OR nspname LIKE %s",
+        [LOAD_PREFIX.replace("_", r"\_") + "%", OLD_PREFIX.replace("_", r"\_") + "%"],
+    ).fetchall()
+    for (schema,) in rows:
+        try:
+            with pg.transaction():
+                pg.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+                pg.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        except errors.LockNotAvailable:
+            log.info("serving: %s is still read; dropped on a later publish", schema)
+
+
+@contextlib.contextmanager
+def _publisher_lock(pg: Any) -> Iterator[None]:
+    pg.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_KEY])
+    try:
+        yield
+    finally:
+        pg.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+
+
+def publish_to_postgres(
+    con: duckdb.DuckDBPyConnection, cfg: PostgresServing, snapshots: dict[str, int],
+    docs: dict[str, MartDocs], run_id: str | None = None,
+) -> ServedSet:  # fmt: skip
+    """Serve `snapshots` (mart -> lake snapshot; `con` has the lake attached as `lake`)
+    from `cfg.schema_name`: copy the marts PostgreSQL lacks at that snapshot, then swap."""
+    from psycopg import errors
+
+    result = ServedSet(schema=cfg.schema_name)
+    t0 = time.monotonic()
+    with contextlib.closing(_pg(cfg.url)) as pg, _publisher_lock(pg):
+        _setup(pg, cfg)
+        _drop_leftovers(pg)
+        served = _served(pg)
+        present = _tables(pg, cfg.schema_name)
+        copied = {m for m, s in snapshots.items() if served.get(m) != s or m not in present}
+        token = secrets.token_hex(4)
+        load_schema = f"{LOAD_PREFIX}{token}"
+        _load(con, pg, cfg, load_schema, {m: snapshots[m] for m in copied}, docs)
+        result.seconds["load"] = round(time.monotonic() - t0, 3)
+        t1 = time.monotonic()
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            try:
+                kept, dropped, _old = _swap(pg, cfg, load_schema, snapshots, copied, run_id, token)
+                break
+            except (errors.LockNotAvailable, errors.DeadlockDetected):
+                if attempt == SWAP_ATTEMPTS:
+                    raise
+                log.warning("serving: readers hold the served marts; swap retried (%d)", attempt)
+                time.sleep(min(0.1 * attempt, 1.0))
+        result.seconds["swap"] = round(time.monotonic() - t1, 3)
+        _drop_leftovers(pg)
+    result.copied, result.kept, result.dropped = sorted(copied), kept, dropped
+    return result
