@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -54,6 +53,7 @@ LOGO = re.compile(r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazo
                   r"logo-long\.png(\?[^\"']*)?")  # fmt: skip
 
 
+INTEGRITY = re.compile(r"\s(?:integrity|crossorigin)=\"[^\"]*\"")
 STATIC = re.compile(r"\b(src|href)=\"(?:\./|(?:\.\./)+)?static/")
 
 
@@ -68,6 +68,31 @@ def _local(package: str, path: str) -> str:
     return f"{package.replace('/', '__')}/{path}"
 
 
+def _fetch(package: str, folder: Path) -> Path:
+    """`name@version`'s tarball, straight from the npm registry (no npm needed: the
+    container build and a machine without Node fetch it the same way)."""
+    import requests
+    from tenacity import retry, stop_after_attempt, wait_exponential
+
+    name, version = package.rsplit("@", 1)
+    registry = os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org").rstrip("/")
+    url = f"{registry}/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"
+
+    @retry(stop=stop_after_attempt(4), wait=wait_exponential(0.5, max=8), reraise=True)
+    def get() -> bytes:
+        response = requests.get(url, timeout=60)
+        response.raise_for_status()
+        return response.content
+
+    try:
+        body = get()
+    except requests.RequestException as exc:
+        raise RuntimeError(f"Data Docs assets: could not fetch {package} ({url}): {exc}") from None
+    path = folder / f"{name.replace('/', '__')}-{version}.tgz"
+    path.write_bytes(body)
+    return path
+
+
 def install(target: Path | None = None) -> Path:
     """Fetch the pinned packages from the npm registry (once) and keep the needed files."""
     target = target or default_dir()
@@ -78,20 +103,13 @@ def install(target: Path | None = None) -> Path:
                if not all((target / _local(p, f)).exists() for f in files)]  # fmt: skip
     if not missing:
         return target
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is needed once to fetch the Data Docs assets")
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([npm, "pack", "--silent", "--pack-destination", tmp, *missing],
-                       check=True, capture_output=True)  # fmt: skip
         for package in missing:
-            name = package.rsplit("@", 1)[0].lstrip("@").replace("/", "-")
-            [tgz] = [t for t in Path(tmp).glob(f"{name}-*.tgz")
-                     if t.name[len(name) + 1][:1].isdigit()]  # fmt: skip
+            tgz = _fetch(package, Path(tmp))
             with tarfile.open(tgz) as archive:
                 members = wanted[package] | {EXTRA_DIRS.get(package, "\0")}
                 for member in archive.getmembers():
-                    inner = member.name.removeprefix("package/")
+                    inner = member.name.split("/", 1)[-1]  # package/..., or the name's folder
                     if member.isfile() and any(inner == m or inner.startswith(m + "/")
                                                for m in members):  # fmt: skip
                         dest = target / _local(package, inner)
@@ -115,6 +133,9 @@ def localize(site: Path, assets: Path | None = None) -> None:
         text = LOGO.sub(f"{up}/static/images/logo-long.png", text)
         # GX's own relative links to static/ are a level short on validation pages
         text = STATIC.sub(rf'\1="{up}/static/', text)
+        # a CDN's subresource-integrity and CORS attributes on a file:// script make the
+        # browser refuse it (the tabs then do nothing): local files need neither
+        text = INTEGRITY.sub("", text)
         page.write_text(text)
 
 

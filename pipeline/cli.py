@@ -14,6 +14,7 @@ from pipeline.cli_common import exit_for, fail_cleanly, print_table, project_fro
 from pipeline.cli_demo import demo, example_api, generate
 from pipeline.cli_lake import maintain, quarantine
 from pipeline.cli_operate import schedule, sources, status
+from pipeline.cli_project import dbt_sources, init
 from pipeline.cli_stream import collect, stream
 from pipeline.errors import StageFailed
 
@@ -211,25 +212,58 @@ def build(ctx: click.Context, select: str | None, exclude: str | None, full_refr
 
 
 @main.command()
-@click.option("--serve", is_flag=True, help="Serve the site on 127.0.0.1 after building it.")
+@click.option("--serve", is_flag=True, help="Then serve the docs, Data Docs and the report.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Where --serve listens (0.0.0.0 in a container).")  # fmt: skip
 @click.option("--port", default=8080, show_default=True)
 @click.pass_context
 @fail_cleanly
-def docs(ctx: click.Context, serve: bool, port: int) -> None:
-    """Build dbt's documentation site for the models (offline) and say where it is.
+def docs(ctx: click.Context, serve: bool, host: str, port: int) -> None:
+    """Build dbt's documentation as one page that opens from disk, and say where it is;
+    with --serve, serve it with the Data Docs of both gates and the report.
 
     \b
     Example:
       lakehouse docs --serve
     """
-    from pipeline.serve import serve_folder
+    from pipeline.serve import docs_index, serve_folder
     from pipeline.transform import docs_site
 
-    site = docs_site(project_from(ctx))
-    click.echo(f"dbt docs: {site / 'index.html'}")
+    project = project_from(ctx)
+    page = docs_site(project)
+    click.echo(f"dbt docs: {page} (one file: opens from disk)")
     if serve:
-        click.echo(f"serving http://127.0.0.1:{port}/ (Ctrl-C stops)")
-        serve_folder(site, port)
+        index = docs_index(project)
+        click.echo(f"serving {index.parent} on http://{host}:{port}/ (Ctrl-C stops)")
+        serve_folder(index.parent, port, host)
+
+
+@main.command()
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write it (default: <warehouse>/report.html).",
+)
+@click.option("--runs", type=int, default=None, help="How many of the latest runs to show.")
+@click.pass_context
+@fail_cleanly
+def report(ctx: click.Context, out: str | None, runs: int | None) -> None:
+    """Write one HTML file (every asset inline, opens from disk): the last runs and their
+    timings, rows per table, quality, freshness, and the project's charts
+    (`report.charts` in lakehouse.yml).
+
+    \b
+    Example:
+      lakehouse report -o /tmp/report.html
+    """
+    from pathlib import Path
+
+    from pipeline.report import write_report
+
+    path = write_report(project_from(ctx), Path(out) if out else None, runs)
+    click.echo(f"report: {path}")
 
 
 @main.command()
@@ -318,7 +352,19 @@ def query(ctx: click.Context, sql: str, limit: int, at: str | None) -> None:
 
 main.add_command(quarantine)
 main.add_command(maintain)
-for command in (sources, status, schedule, cdc, collect, stream, generate, demo, example_api):
+for command in (
+    sources,
+    status,
+    schedule,
+    cdc,
+    collect,
+    stream,
+    generate,
+    demo,
+    example_api,
+    init,
+    dbt_sources,
+):
     main.add_command(command)
 
 

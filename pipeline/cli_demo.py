@@ -83,6 +83,11 @@ def demo(ctx: click.Context, scale: float, live: bool, seconds: float | None) ->
         with run_progress(ctx) as progress:
             record = run_pipeline(project, progress=progress)
     print_summary(project, record)
+    if record.status != "failed":
+        from pipeline.report import write_report
+
+        click.echo(f"\nthe report (runs, quality, freshness, the shop's charts; opens from "
+                   f"disk): {write_report(project)}")  # fmt: skip
     if live:
         from pipeline.live_demo import run_live
 

@@ -21,6 +21,8 @@ from ingest.stream import CollectorSettings
 from lake import Lake, LakeConfigError, LakeSettings
 from lake.redact import SECRET_NAME, register, register_dsn
 from pipeline.errors import ConfigError
+from pipeline.report import ReportSection
+from pipeline.serve_postgres import PostgresServing
 
 PROJECT_FILE = "lakehouse.yml"
 PROJECT_ENV = "LAKEHOUSE_PROJECT"
@@ -84,6 +86,13 @@ class AlertsSection(_Strict):
     volume_history: int = Field(10, ge=3, description="Recent runs the median is taken over.")
 
 
+class ServingSection(_Strict):
+    postgres: PostgresServing = Field(
+        default_factory=PostgresServing,
+        description="Also serve the published marts from PostgreSQL, for BI tools.",
+    )
+
+
 class ProjectFile(_Strict):
     name: str = Field("lakehouse", description="Project name, shown in run records.")
     lake: LakeSection = Field(default_factory=LakeSection)
@@ -92,6 +101,8 @@ class ProjectFile(_Strict):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    serving: ServingSection = Field(default_factory=ServingSection)
+    report: ReportSection = Field(default_factory=ReportSection)
     sources: list[SourceConfig] = Field(default_factory=list)
 
 
@@ -252,3 +263,6 @@ def _register_secrets(spec: ProjectFile, settings: LakeSettings) -> None:
         register(settings.s3.secret_access_key, settings.s3.session_token)
     register_dsn(settings.catalog)
     register(spec.alerts.webhook_url, spec.collector.token)
+    if spec.serving.postgres.enabled:
+        register_dsn(spec.serving.postgres.url)
+    register(spec.serving.postgres.reader_password)

@@ -46,13 +46,29 @@ def print_summary(project: Project, record: RunRecord) -> None:
             )
             if g.details.get("data_docs"):
                 click.echo(f"  Data Docs: {g.details['data_docs']}")
-    click.echo(
-        f"\nquery the marts:\n"
-        f'  .venv/bin/lakehouse query "select order_date, count(*) orders, '
-        f'sum(net_amount) revenue from fct_orders group by 1 order by 1 desc limit 7"\n'
-        f"or from DuckDB itself (the published marts, read-only):\n"
-        f"  {analyst_sql(project)}"
-    )
+    example = example_query(project, record)
+    if example:
+        click.echo(
+            f"\nquery the marts:\n"
+            f'  lakehouse query "{example}"\n'
+            f"or from DuckDB itself (the published marts, read-only):\n"
+            f"  {analyst_sql(project)}"
+        )
+
+
+def example_query(project: Project, record: RunRecord) -> str | None:
+    """A query on this project's own marts: its first report chart's, else the first
+    mart this run (or the run it found current) published."""
+    if project.spec.report.charts:
+        return " ".join(project.spec.report.charts[0].sql.split())
+    publish = record.stage("publish")
+    marts = sorted((publish.details.get("marts") if publish else None) or [])
+    if not marts and record.nothing_new_since:
+        from pipeline.serve import current
+
+        published = current(project)
+        marts = sorted(published.marts) if published else []
+    return f"select * from {marts[0]} limit 10" if marts else None
 
 
 def analyst_sql(project: Project) -> str:

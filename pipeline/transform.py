@@ -42,6 +42,8 @@ def dbt_env(project: Project) -> dict[str, str]:
         DBT_TARGET_PATH=str(project.warehouse_dir / "dbt" / "target"),
         DBT_LOG_PATH=str(project.warehouse_dir / "dbt" / "logs"),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        # lakehouse's own macros, a local package (`lakehouse init` projects use it)
+        LAKEHOUSE_DBT_PACKAGE=str(Path(__file__).parent / "dbt_package"),
     )
     if project.lake.settings.s3 is not None:
         env.update(project.lake.settings.s3.dbt_env())
@@ -227,13 +229,15 @@ def source_freshness(project: Project) -> dict[str, dict[str, object]]:
 
 
 def docs_site(project: Project) -> Path:
-    """`dbt docs generate`: the static site (index.html, manifest, catalog)."""
+    """`dbt docs generate --static`: the site as one page, manifest and catalog inlined
+    (`static_index.html`), so it opens from disk: a browser blocks `index.html` from
+    fetching `manifest.json` over file://. The folder also serves over HTTP."""
     from pipeline.errors import StageFailed
 
-    result = run_dbt(project, ["docs", "generate"])
+    result = run_dbt(project, ["docs", "generate", "--static"])
     if not result.ok:
         raise StageFailed("docs", "dbt docs generate: " + "; ".join(result.failures))
-    return project.warehouse_dir / "dbt" / "target"
+    return project.warehouse_dir / "dbt" / "target" / "static_index.html"
 
 
 _LOST_RACE = ("database is locked", "Transaction conflict", "Failed to commit DuckLake")

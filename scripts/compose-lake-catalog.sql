@@ -1,2 +1,3 @@
--- docker-compose: the DuckLake catalog's own database, beside the shop's
+-- docker-compose: the DuckLake catalog's and the BI serving databases, beside the shop's
 CREATE DATABASE lakehouse;
+CREATE DATABASE serving;   -- the marts for BI tools (lakehouse.yml: serving.postgres)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -230,7 +231,7 @@ def test_every_column_an_analyst_can_query_is_documented(make_project) -> None:
     )
 
 
-def test_dbt_docs_generate_offline(make_project) -> None:
+def test_dbt_docs_and_the_report_open_from_disk(make_project) -> None:
     from expectations.docs_assets import external_assets
 
     project = make_project()
@@ -238,6 +239,46 @@ def test_dbt_docs_generate_offline(make_project) -> None:
     result = cli(project, "docs")
     assert result.returncode == 0, result.stderr
     site = project.warehouse_dir / "dbt" / "target"
-    assert f"dbt docs: {site / 'index.html'}" in result.stdout
+    page = site / "static_index.html"
+    assert f"dbt docs: {page} (one file: opens from disk)" in result.stdout
     assert (site / "catalog.json").exists() and (site / "manifest.json").exists()
     assert external_assets(site) == []  # dbt's site is one self-contained page
+    # opened from disk, as a person would: the models are listed (manifest inlined)
+    from tests.chromium import dom_after_scripts
+
+    dom = dom_after_scripts(page)
+    assert "fct_orders" in dom and "mart_daily_kpis" in dom
+
+    # the report: every chart drawn from inline scripts, no network, nothing blank
+    from tests.chromium import screenshot
+
+    assert run_pipeline(project).nothing_new_since  # a second run in the history
+    result = cli(project, "report", "-o", str(project.base_dir / "report.html"))
+    assert result.returncode == 0, result.stderr
+    report = project.base_dir / "report.html"
+    assert f"report: {report}" in result.stdout
+    text = report.read_text()
+    assert "http://" not in text.split("<body>", 1)[1].split("<script>", 1)[0]
+    assert "<script src" not in text and "<link" not in text
+    dom = dom_after_scripts(report)
+    charts = re.findall(r'<div class="chart[^"]*" id="(chart\d+)"[^>]*data-rendered="yes"', dom)
+    titles = re.findall(r'data-title="([^"]+)"', dom)
+    assert {
+        "Daily revenue",
+        "Funnel, all sessions",
+        "Inventory risk per warehouse",
+        "Stage seconds per run",
+        "Quality gate results per run",
+    } <= set(titles)
+    assert len(charts) == len(titles) >= 8  # each one rendered
+    assert dom.count("<svg") >= len(titles)
+    for failed in ("query failed", "cannot be read", "has no column", "aggregate in the"):
+        assert failed not in text  # each of the shop's declared charts has its data
+    png = screenshot(report, project.base_dir / "report.png")
+    from PIL import Image
+
+    pixels = Image.open(png).convert("L")
+    extrema = pixels.getextrema()
+    assert extrema[0] < 100 < extrema[1]  # ink on the page, not a blank white sheet
+    colours = Image.open(png).convert("RGB").getcolors(1 << 24) or []
+    assert len(colours) > 50  # charts in colour, not text alone
