@@ -70,7 +70,8 @@ def latencies(project: Any, url: str, **_: Any) -> dict[str, Any]:
     from pipeline.serve import connect_serving
 
     duck = connect_serving(project)
-    pg = psycopg.connect(url, autocommit=True)
+    # as a BI tool logs in: the read-only role (its session settings apply)
+    pg = psycopg.connect(url.replace("postgres@", "bench_bi:bench-bi-pw@"), autocommit=True)
     pg.execute("SET search_path = marts")
     out: dict[str, Any] = {"duckdb": {}, "postgres": {}}
     every: dict[str, list[float]] = {"duckdb": [], "postgres": []}
@@ -134,7 +135,8 @@ def _shop(workdir: Path, url: str) -> tuple[Any, dict[str, int]]:
 
     project = make_shop_project(workdir, SCALE)
     spec = yaml.safe_load(project.path.read_text())
-    spec["serving"] = {"postgres": {"url": url, "reader_role": None}}
+    spec["serving"] = {"postgres": {"url": url, "reader_role": "bench_bi",
+                                    "reader_password": "bench-bi-pw"}}  # fmt: skip
     project.path.write_text(yaml.safe_dump(spec, sort_keys=False))
     project = load_project(project.path)
     t0 = time.monotonic()

@@ -76,11 +76,56 @@ class SuiteSpec:
         return gx.ExpectationSuite(name=self.name, expectations=expectations)
 
 
-def _load(path: Path, gate: str) -> SuiteSpec:
+def _from_gx_json(path: Path, gate: str) -> dict[str, Any]:
+    """A suite GX itself wrote (`suite.to_json_dict()`, GX 1.x; or 0.x's
+    `expectation_suite_name` / `expectation_type`) in our shape. Its target is
+    `meta.target`, or read from its name: `raw__<source>__<table>`, or the mart."""
+    import json
+
     try:
-        body = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+        body = json.loads(path.read_text())
+    except ValueError as exc:
+        raise SuiteError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("expectations"), list):
+        raise SuiteError(f"{path}: not a GX expectation suite (no 'expectations' list)")
+    name = body.get("name") or body.get("expectation_suite_name")
+    if not name:
+        raise SuiteError(f"{path}: a GX suite needs its 'name'")
+    target = (body.get("meta") or {}).get("target")
+    parts = str(name).split("__")
+    if not target and gate == "raw" and len(parts) == 3 and parts[0] == "raw":
+        target = f"{parts[1]}.{parts[2]}"
+    if not target and gate == "marts":
+        target = name
+    if not target:
+        raise SuiteError(
+            f"{path}: GX suite {name!r}: which table does it gate? name it "
+            "raw__<source>__<table>, or set meta.target to <source>.<table>"
+        )
+    expectations = []
+    for i, item in enumerate(body["expectations"]):
+        if not isinstance(item, dict):
+            raise SuiteError(f"{path}: expectations[{i}]: expected an object")
+        kind = item.get("type") or item.get("expectation_type")
+        expectations.append(
+            {
+                "type": kind,
+                "kwargs": item.get("kwargs") or {},
+                "severity": item.get("severity") or "critical",
+                "meta": dict(item.get("meta") or {}),
+            }
+        )
+    return {"name": name, "target": target, "expectations": expectations}
+
+
+def _load(path: Path, gate: str) -> SuiteSpec:
+    if path.suffix == ".json":
+        body = _from_gx_json(path, gate)
+    else:
+        try:
+            body = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise SuiteError(f"{path}: not valid YAML: {exc}") from None
     for key in ("name", "target", "expectations"):
         if key not in body:
             raise SuiteError(f"{path}: missing key {key!r}")
@@ -112,7 +157,9 @@ def load_suites(root: Path, gate: str, validate: bool = True) -> list[SuiteSpec]
     if gate not in GATES:
         raise SuiteError(f"unknown gate {gate!r}: expected one of {GATES}")
     folder = root / "suites" / gate
-    suites = [_load(p, gate) for p in sorted(folder.glob("*.yml"))]
+    # ours in YAML, or GX's own JSON suites
+    files = sorted(p for p in folder.glob("*") if p.suffix in (".yml", ".yaml", ".json"))
+    suites = [_load(p, gate) for p in files]
     names = [s.name for s in suites]
     if len(set(names)) != len(names):
         raise SuiteError(f"{folder}: suite names must be unique")

@@ -160,19 +160,24 @@ def expectations() -> None:
 @expectations.command()
 @click.argument("target")
 @click.option("--force", is_flag=True, help="Replace an existing suite.")
+@click.option("--print", "show", is_flag=True, help="Print the suggestion; write nothing.")
 @click.pass_context
 @fail_cleanly
-def suggest(ctx: click.Context, target: str, force: bool) -> None:
+def suggest(ctx: click.Context, target: str, force: bool, show: bool) -> None:
     """Profile TARGET (a raw `source.table`, or a mart) and write a starting suite.
 
     \b
     Example:
       lakehouse expectations suggest vendor.reviews
       lakehouse expectations suggest fct_orders --force
+      lakehouse expectations suggest shop.orders --print
     """
     from pipeline.gates import suggest_suite
 
-    path, n = suggest_suite(project_from(ctx.find_root()), target, force)
+    path, n, text = suggest_suite(project_from(ctx.find_root()), target, force, write=not show)
+    if show:
+        click.echo(text, nl=False)
+        return
     click.echo(f"wrote {n} expectations to {path}: review it before the next run")
 
 

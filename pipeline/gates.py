@@ -176,11 +176,23 @@ def check_raw(
         con.close()
 
 
-def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[Path, int]:
-    """Profile a raw table (`source.table`) or a mart and write a starting suite for it."""
+def suggest_suite(
+    project: Project, target: str, force: bool = False, write: bool = True
+) -> tuple[Path, int, str]:
+    """Profile a raw table (`source.table`) or a mart and write a starting suite for it
+    (path, expectations, its YAML). An existing suite is found before anything is read;
+    `write=False` only returns the YAML."""
     from expectations.errors import SuiteError
     from expectations.suggest import propose, suite_yaml
 
+    gate = "raw" if "." in target else "marts"
+    name = f"raw__{target.replace('.', '__', 1)}" if gate == "raw" else target
+    folder = project.expectations_dir / "suites" / gate
+    existing = [folder / f"{name}{ext}" for ext in (".yml", ".yaml", ".json")]
+    found = next((p for p in existing if p.exists()), None)
+    if found is not None and write and not force:
+        raise SuiteError(f"{found} exists: edit it, or pass --force to replace it "
+                         "(--print shows a suggestion without writing)")  # fmt: skip
     if "." in target:
         source, table = target.split(".", 1)
         con = project.lake.connect()
@@ -212,12 +224,12 @@ def suggest_suite(project: Project, target: str, force: bool = False) -> tuple[P
         row = con.execute("SELECT count(*) FROM profiled").fetchone()
     finally:
         con.close()
-    path = project.expectations_dir / "suites" / gate / f"{name}.yml"
-    if path.exists() and not force:
-        raise SuiteError(f"{path} exists: edit it, or pass --force to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(suite_yaml(name, target, expectations, int(row[0]) if row else 0))
-    return path, len(expectations)
+    path = folder / f"{name}.yml"
+    text = suite_yaml(name, target, expectations, int(row[0]) if row else 0)
+    if write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return path, len(expectations), text
 
 
 def _rows_since(relation: str, snapshot: int | None) -> str:

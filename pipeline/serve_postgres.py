@@ -6,7 +6,8 @@ is configured every publication is also written there, in three steps:
 1. Load. Each mart whose published snapshot differs from the one PostgreSQL holds is
    copied (DuckDB's postgres extension, binary COPY) into a private schema
    `_lakehouse_load_<token>`, then keyed (a primary key on the columns dbt tests as
-   `unique` + `not_null`) and commented (dbt's descriptions). Nothing a reader sees yet.
+   `unique` + `not_null`), indexed as its dbt `meta.serving.indexes` asks, vacuumed and
+   analyzed, and commented (dbt's descriptions). Nothing a reader sees yet.
 2. Swap, in one short transaction: a new schema gets the loaded tables plus the unchanged
    ones, moved (`ALTER TABLE ... SET SCHEMA` is a catalog update, no copy); the schema
    readers use is renamed away and the new one renamed to it; read rights are granted;
@@ -75,6 +76,11 @@ class PostgresServing(BaseModel):
     reader_password: str | None = Field(
         None, description="The reader role's password (a secret: use ${VAR}). None: no login."
     )
+    reader_work_mem: str | None = Field(
+        "64MB",
+        description="work_mem of the reader role's sessions: a dashboard's GROUP BY over a "
+        "large mart sorts and hashes in memory instead of spilling (PostgreSQL's default 4MB).",
+    )
 
     @property
     def enabled(self) -> bool:
@@ -97,6 +103,21 @@ class MartDocs:
     description: str = ""
     columns: dict[str, str] = field(default_factory=dict)
     primary_key: tuple[str, ...] = ()
+    indexes: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    """(key columns, included columns) of each index the model asks for in its dbt
+    `meta: {serving: {indexes: [{columns: [...], include: [...]}]}}`."""
+
+
+def _indexes(node: dict[str, Any]) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
+    wanted = (meta.get("serving") or {}).get("indexes") or []
+    out = []
+    for index in wanted:
+        cols = index.get("columns") if isinstance(index, dict) else index
+        include = index.get("include", []) if isinstance(index, dict) else []
+        if cols:
+            out.append((tuple([cols] if isinstance(cols, str) else cols), tuple(include)))
+    return tuple(out)
 
 
 def mart_docs(manifest_path: Path) -> dict[str, MartDocs]:
@@ -132,6 +153,7 @@ def mart_docs(manifest_path: Path) -> dict[str, MartDocs]:
             description=node.get("description") or "",
             columns={c: (v.get("description") or "") for c, v in node.get("columns", {}).items()},
             primary_key=(keys[0],) if keys else combos.get(uid, ()),
+            indexes=_indexes(node),
         )
     return out
 
@@ -184,6 +206,9 @@ def _setup(pg: Any, cfg: PostgresServing) -> None:
         pg.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(role))
         pg.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role))
         pg.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+        if cfg.reader_work_mem:
+            pg.execute(sql.SQL("ALTER ROLE {} SET work_mem = {}").format(
+                role, sql.Literal(cfg.reader_work_mem)))  # fmt: skip
 
 
 def _select_for_postgres(con: duckdb.DuckDBPyConnection, source: str) -> str:
@@ -225,9 +250,19 @@ def _load(
         table = sql.Identifier(load_schema, mart)
         d = docs.get(mart, MartDocs())
         if d.primary_key:
-            cols = sql.SQL(", ").join(sql.Identifier(c) for c in d.primary_key)
-            pg.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, cols))
-        pg.execute(sql.SQL("ANALYZE {}").format(table))
+            pk = sql.SQL(", ").join(sql.Identifier(c) for c in d.primary_key)
+            pg.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, pk))
+        for n, (columns, include) in enumerate(d.indexes):
+            ident = sql.Identifier(f"{mart}_serving_{n}"[:63])
+            keys = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            extra = (sql.SQL(" INCLUDE ({})").format(sql.SQL(", ").join(
+                sql.Identifier(c) for c in include)) if include else sql.SQL(""))  # fmt: skip
+            pg.execute(sql.SQL("CREATE INDEX {} ON {} ({}){}").format(ident, table, keys, extra))
+        # statistics for the planner, and the visibility map an index-only scan needs;
+        # then no autovacuum: a served table never changes, and an autovacuum worker's lock
+        # would hold up every swap (it yields only to a lock wait longer than ours)
+        pg.execute(sql.SQL("VACUUM (ANALYZE) {}").format(table))
+        pg.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(table))
         if d.description:
             pg.execute(
                 sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(d.description))

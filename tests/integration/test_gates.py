@@ -150,8 +150,10 @@ def test_suggested_suites_load_and_hold_on_the_data_they_came_from(make_project,
     for target in ("vendor.reviews", "dim_customers"):
         with pytest.raises(Exception, match="exists: edit it, or pass --force"):
             suggest_suite(project, target)
-        path, n = suggest_suite(project, target, force=True)
-        assert n >= 5 and path.read_text().startswith("# Suggested by")
+        _, _, printed = suggest_suite(project, target, write=False)  # --print: no write
+        path, n, text = suggest_suite(project, target, force=True)
+        assert n >= 5 and path.read_text() == text and text.startswith("# Suggested by")
+        assert printed.split("\n", 1)[1] == text.split("\n", 1)[1]
     raw = {s.target: s for s in load_suites(suites, "raw")}
     kinds = {e.type for e in raw["vendor.reviews"].expectations}
     assert {"expect_column_values_to_be_unique", "expect_column_values_to_be_between",
@@ -160,6 +162,15 @@ def test_suggested_suites_load_and_hold_on_the_data_they_came_from(make_project,
     result = check_marts(project, build_snapshot(project))
     dims = [r for r in result.results if r.target == "dim_customers"]
     assert len(dims) >= 5 and all(r.success for r in dims), [r.describe() for r in dims]
+    # with tolerances, not the values seen: the next day's batch passes them
+    ranges = [e for e in raw["vendor.reviews"].expectations
+              if e.type == "expect_column_values_to_be_between"]  # fmt: skip
+    assert ranges and all(e.kwargs["max_value"] > e.kwargs["min_value"] for e in ranges)
+    from pipeline.shop_data import next_day
+
+    next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05, reviews=50)
+    again = run_pipeline(project)
+    assert again.status == "passed" and again.quarantined == [], again.quarantined
 
 
 def test_data_docs_are_built_for_both_gates_with_every_asset_local(make_project) -> None:

@@ -32,6 +32,8 @@ def _manifest(path: Path) -> None:
             "description": f"{mart}: one row per thing",
             "columns": {"id": {"description": "the thing's key"},
                         "placed_at": {"description": "when, with its time zone"}},
+            "config": {"meta": {"serving": {"indexes": [
+                {"columns": ["generation"], "include": ["amount"]}]}}},
         }  # fmt: skip
         for test in ("unique", "not_null"):
             nodes[f"test.shop.{test}_{mart}_id"] = {
@@ -96,11 +98,14 @@ def test_bi_tools_see_keys_types_and_comments(tmp_path: Path, postgres: str) -> 
     assert inspector.get_table_comment("mart_a", schema="marts")["text"] == (
         "mart_a: one row per thing"
     )
+    indexes = {i["name"]: i for i in inspector.get_indexes("mart_a", schema="marts")}
+    assert indexes["mart_a_serving_0"]["column_names"] == ["generation"]  # asked for in meta
     # values exact: a time zone kept, a 38-digit decimal, a list, a struct as JSON
     reader = url.replace("postgres@", f"bi_{url.rsplit('/', 1)[1]}:read-only-please@")
     row = psql(reader, "SELECT placed_at AT TIME ZONE 'UTC', amount, tags, detail::json->>'k' "
                        "FROM marts.mart_a WHERE id = 3")  # fmt: skip
     assert row.strip() == "2026-01-02 01:04:05|12345678901234567890.123|{3,1}|3"
+    assert psql(reader, "SHOW work_mem").strip() == "64MB"  # dashboards aggregate in memory
 
 
 def test_the_reader_role_reads_and_cannot_write(tmp_path: Path, postgres: str) -> None:

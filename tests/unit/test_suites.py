@@ -51,3 +51,54 @@ def test_every_expectation_of_a_suite_is_kept() -> None:
     for gate in ("raw", "marts"):
         for suite in load_suites(REPO / "expectations", gate):
             assert len(suite.to_gx().expectations) == len(suite.expectations), suite.name
+
+
+def test_a_suite_gx_wrote_as_json_is_read(tmp_path: Path) -> None:
+    """GX's own JSON (`suite.to_json_dict()`): its expectations gate the table its name
+    says, the same as the YAML suite; severity and meta kept."""
+    import json
+
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name="raw__shop__orders", expectations=[
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="order_id"),
+        gx.expectations.ExpectColumnValuesToBeBetween(column="amount", min_value=0,
+                                                      severity="warning"),
+    ])  # fmt: skip
+    folder = tmp_path / "suites" / "raw"
+    folder.mkdir(parents=True)
+    (folder / "raw__shop__orders.json").write_text(json.dumps(suite.to_json_dict(), default=str))
+    [loaded] = load_suites(tmp_path, "raw")
+    assert loaded.target == "shop.orders"
+    assert [(e.type, e.severity) for e in loaded.expectations] == [
+        ("expect_column_values_to_not_be_null", "critical"),
+        ("expect_column_values_to_be_between", "warning"),
+    ]
+    assert len(loaded.to_gx().expectations) == 2
+
+
+def test_a_json_suite_with_no_table_is_refused_by_name(tmp_path: Path) -> None:
+    folder = tmp_path / "suites" / "raw"
+    folder.mkdir(parents=True)
+    (folder / "mine.json").write_text('{"name": "mine", "expectations": []}')
+    with pytest.raises(SuiteError, match=r"mine\.json: GX suite 'mine': which table"):
+        load_suites(tmp_path, "raw")
+    (folder / "mine.json").write_text('{"rows": 1}')
+    with pytest.raises(SuiteError, match=r"mine\.json: not a GX expectation suite"):
+        load_suites(tmp_path, "raw")
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "integral", "expected"),
+    [
+        (1, 5, True, (0, 7)),  # ratings 1-5: room both sides, never below zero
+        (0.0, 100.0, False, (0, 150)),  # an amount: not negative
+        (-10, 10, True, (-20, 20)),
+        (7, 7, True, (6, 8)),  # one value seen: 10% of it
+    ],
+)
+def test_suggested_ranges_leave_room(low: float, high: float, integral: bool,
+                                     expected: tuple) -> None:  # fmt: skip
+    from expectations.suggest import widened
+
+    assert widened(low, high, integral) == expected
