@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,21 +108,23 @@ def run_gate(
         ProgressBarsConfig,
     )
 
-    from expectations import docs_assets, gx_duckdb
+    from expectations import docs_assets, docs_history, gx_duckdb
 
     gx_duckdb.apply()
     if init_sql:
         gx_duckdb.run_on_connect(str(database), init_sql)
-    ctx = gx.get_context(
-        mode="ephemeral",
-        project_config=DataContextConfig(
-            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-            progress_bars=ProgressBarsConfig(globally=False),
-            analytics_enabled=False,
-        ),
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
     )
+    if docs_dir is not None:  # results kept on disk: the Data Docs show the last runs
+        config.stores[config.validation_results_store_name] = docs_history.store_config(docs_dir)
+    ctx = gx.get_context(mode="ephemeral", project_config=config)
+    rendered: list[Any] = []  # this run's suites and results: the pages to render
+    pages: list[str] = []
+    warned: list[str] = []  # result pages of validations that failed on warnings only
     if docs_dir is not None:
-        shutil.rmtree(docs_dir, ignore_errors=True)  # the latest run; history: run records
         ctx.add_data_docs_site("lakehouse", {
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend",
@@ -156,8 +157,13 @@ def run_gate(
                     gx.Checkpoint(name=f"{gate}__{name}", validation_definitions=[validation],
                                   result_format="BOOLEAN_ONLY")
                 )  # fmt: skip
-                found = _results(suite, label, checkpoint.run(), f"{schema}.{table}")
+                outcome = checkpoint.run()
+                found = _results(suite, label, outcome, f"{schema}.{table}")
                 failed = {r.expectation for r in found if not r.success}
+                only_warnings = bool(failed) and all(
+                    r.severity != "critical" for r in found if not r.success
+                )
+                runs = list(outcome.run_results)
                 if failed:
                     detail = SuiteSpec(f"{name}__failed", suite.gate, suite.target,
                                        [e for e in suite.expectations if e.label() in failed],
@@ -171,15 +177,27 @@ def run_gate(
                             )
                         )],
                     ))  # fmt: skip
+                    detail_outcome = again.run()
+                    runs += list(detail_outcome.run_results)
                     detailed = {
                         r.expectation: r
-                        for r in _results(suite, label, again.run(), f"{schema}.{table}")
+                        for r in _results(suite, label, detail_outcome, f"{schema}.{table}")
                     }
                     found = [detailed.get(r.expectation, r) for r in found]
                 results += found
+                rendered += runs
+                pages += [docs_history.page(k) for k in runs]
+                warned += [docs_history.page(k) for k in runs] if only_warnings else []
         if docs_dir is not None:
-            ctx.build_data_docs(site_names=["lakehouse"])
+            from great_expectations.data_context.types.resource_identifiers import (
+                ExpectationSuiteIdentifier,
+            )
+
+            suites_here = [ExpectationSuiteIdentifier(name=s.name) for s in ctx.suites.all()]
+            ctx.build_data_docs(site_names=["lakehouse"],
+                                resource_identifiers=[*suites_here, *rendered])  # fmt: skip
             docs_assets.localize(docs_dir)
+            docs_history.mark_warnings(docs_dir, docs_history.record_run(docs_dir, pages, warned))
     finally:
         # GX keeps its one DuckDB connection open (see gx_duckdb); close it so the
         # database file is free for the next writer or reader in this process.

@@ -38,7 +38,8 @@ def propose(con: duckdb.DuckDBPyConnection, relation: str) -> list[dict[str, Any
     for record in summary:
         col = dict(zip(cols, record, strict=True))
         name, kind = col["column_name"], col["column_type"]
-        if name in SKIP or name.startswith("_") or kind.startswith(("STRUCT", "MAP", "JSON")) or kind.endswith("[]"):
+        nested = kind.startswith(("STRUCT", "MAP", "JSON")) or kind.endswith("[]")
+        if name in SKIP or name.startswith("_") or nested:
             continue
         nulls = float(col["null_percentage"] or 0)
         if nulls == 0:

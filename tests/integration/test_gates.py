@@ -206,3 +206,28 @@ def test_data_docs_are_built_for_both_gates_with_every_asset_local(make_project)
 
     dom = dom_after_scripts(project.warehouse_dir / "data_docs" / "raw" / "index.html")
     assert "fixed-table-container" not in index and "fixed-table-container" in dom
+    # a warning shows as a warning: the example's unreadable PDF fails a `severity: warning`
+    # expectation on finance.invoices, and the gate passed
+    warned = re.findall(r"\{'validation_success': (?:(?!\{'validation_success').)*?"
+                        r"'_expectation_suite_name_sort': 'raw__finance__invoices'"
+                        r"(?:(?!\{'validation_success').)*", index, flags=re.S)  # fmt: skip
+    assert warned and all("'_validation_success_text': 'Warning'" in row for row in warned)
+    assert all("fa-exclamation-triangle text-warning" in row for row in warned)
+    page = re.search(r"'_table_row_link_path': '(validations/raw__finance__invoices/[^']+)'",
+                     warned[0])  # fmt: skip
+    shown = (site.parent / "raw" / page[1]).read_text() if page else ""
+    assert "Warning (did not block the gate)" in shown
+    assert "'_validation_success_text': 'Failed'" not in index  # nothing else failed
+
+    # the next run's results are added: the Data Docs keep the runs before it
+    from pipeline.shop_data import next_day
+
+    next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.01)
+    assert run_pipeline(project).status == "passed"
+    index = (project.warehouse_dir / "data_docs" / "raw" / "index.html").read_text()
+    orders = set(re.findall(r"'_table_row_link_path': '(validations/raw__shop__orders/[^']+)'",
+                            index))  # fmt: skip
+    assert len(orders) == 2 and all((site.parent / "raw" / p).exists() for p in orders)
+    marts = (project.warehouse_dir / "data_docs" / "marts" / "index.html").read_text()
+    assert len(set(re.findall(r"'_table_row_link_path': '(validations/fct_orders/[^']+)'",
+                              marts))) == 2  # fmt: skip
