@@ -13,6 +13,7 @@ COPY ingest ingest
 COPY lake lake
 COPY expectations expectations
 COPY pipeline pipeline
+COPY examples examples
 RUN pip install -c constraints.txt . \
  && python -m lake.extensions \
  && python -m expectations.docs_assets \

@@ -46,7 +46,7 @@ INCREMENTAL = ["build", "--exclude-resource-type", "unit_test"]
 
 def shop_sources(scale: float) -> Path:
     """The generated shop, once per scale (bench/data/shop_s<scale>)."""
-    from pipeline.shop_data import generate
+    from examples.shop.shop_data import generate
 
     out = DATA / f"shop_s{scale:g}"
     if not (out / "counts.json").exists():
@@ -80,8 +80,8 @@ def make_shop_project(workdir: Path, scale: float, lake_url: str | None = None) 
 
 
 def ingest(project: Project) -> None:
+    from examples.shop.shop_api import ShopApi
     from pipeline.run import run_pipeline
-    from pipeline.shop_api import ShopApi
 
     t0 = time.monotonic()
     with ShopApi(project.base_dir / "sources" / "vendor" / "reviews.json") as api:
@@ -225,8 +225,8 @@ def run_s3() -> dict[str, Any]:
 
 def day_of_business(project: Project) -> dict[str, int]:
     """One day at 1% of the shop: new orders, shipments, moved customers, new reviews and
-    clicks, and a few cancellations (see `pipeline.shop_data.next_day`)."""
-    from pipeline.shop_data import next_day
+    clicks, and a few cancellations (see `examples.shop.shop_data.next_day`)."""
+    from examples.shop.shop_data import next_day
 
     counts = json.loads((project.base_dir / "sources" / "counts.json").read_text())
     return next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.01,

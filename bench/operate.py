@@ -69,7 +69,7 @@ def _demo() -> tuple[Path, dict[str, str], tuple[float, float], tuple[float, flo
     """A published demo shop (kept for the process), with the first and second run's
     wall times and peak RSS."""
     from bench.dbt_build import make_shop_project
-    from pipeline.shop_api import ShopApi
+    from examples.shop.shop_api import ShopApi
 
     DATA.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-operate-", dir=DATA))
@@ -112,7 +112,7 @@ def whole_run(project_file: str, **_: Any) -> dict[str, Any]:
 def run_incremental() -> dict[str, Any]:
     from bench.dbt_build import SCALE as DBT_SCALE
     from bench.dbt_build import day_of_business, make_shop_project
-    from pipeline.shop_api import ShopApi
+    from examples.shop.shop_api import ShopApi
 
     with tempfile.TemporaryDirectory(prefix="bench-run-inc-", dir=DATA) as workdir:
         project = make_shop_project(Path(workdir), DBT_SCALE)

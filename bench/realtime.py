@@ -117,7 +117,7 @@ def _flagged_after(reader: Any, url: str, base: int, timeout_s: float = 300) -> 
 def run_event_to_mart() -> dict[str, Any]:
 
     from bench.dbt_build import make_shop_project
-    from pipeline.shop_api import ShopApi
+    from examples.shop.shop_api import ShopApi
 
     DATA.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-realtime-", dir=DATA) as tmp:

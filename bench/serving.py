@@ -207,8 +207,8 @@ def run_serving() -> dict[str, Any]:
 
 def run_publish_postgres() -> dict[str, Any]:
     from bench.dbt_build import INCREMENTAL, ingest
+    from examples.shop.shop_data import next_day
     from pipeline.serve import publish
-    from pipeline.shop_data import next_day
     from pipeline.transform import run_dbt
 
     with tempfile.TemporaryDirectory(prefix="bench-publish-pg-", dir=DATA) as workdir, \

@@ -36,7 +36,7 @@ def generate(scale: float, seed: int, out: str) -> None:
     Example:
       lakehouse generate --scale 10 --out data/sources
     """
-    from pipeline.shop_data import generate as gen
+    from examples.shop.shop_data import generate as gen
 
     counts = gen(Path(out), scale=scale, seed=seed)
     for table, n in counts.items():
@@ -60,9 +60,9 @@ def demo(ctx: click.Context, scale: float, live: bool, seconds: float | None) ->
       lakehouse demo --scale 2
       lakehouse demo --live
     """
+    from examples.shop.shop_api import ShopApi
+    from examples.shop.shop_data import generate as gen
     from pipeline.run import run_pipeline
-    from pipeline.shop_api import ShopApi
-    from pipeline.shop_data import generate as gen
     from pipeline.summary import print_summary
 
     base = cfg.find_project_file(ctx.obj.get("project")).parent
@@ -73,7 +73,7 @@ def demo(ctx: click.Context, scale: float, live: bool, seconds: float | None) ->
         + ", ".join(f"{k} {v:,}" for k, v in counts.items())
     )
     if os.environ.get("SHOP_DB_KIND") == "postgres":  # docker-compose: the shop runs on PG
-        from pipeline.shop_data import load_into_postgres
+        from examples.shop.shop_data import load_into_postgres
 
         load_into_postgres(sources / "shop.sqlite", os.environ["SHOP_DB_URL"])
         click.echo("loaded the shop database into PostgreSQL")
@@ -89,7 +89,7 @@ def demo(ctx: click.Context, scale: float, live: bool, seconds: float | None) ->
         click.echo(f"\nthe report (runs, quality, freshness, the shop's charts; opens from "
                    f"disk): {write_report(project)}")  # fmt: skip
     if live:
-        from pipeline.live_demo import run_live
+        from examples.shop.live_demo import run_live
 
         run_live(project, seconds, scale)
     exit_for(record)
@@ -107,7 +107,7 @@ def example_api(ctx: click.Context, port: int) -> None:
     Example:
       lakehouse example-api &  lakehouse run
     """
-    from pipeline.shop_api import serve_until_interrupted
+    from examples.shop.shop_api import serve_until_interrupted
 
     base = cfg.find_project_file(ctx.obj.get("project")).parent
     reviews = base / "data" / "sources" / "vendor" / "reviews.json"

@@ -470,6 +470,8 @@ def _plan_deltas(
             log.info("serving: %s copied whole (%s)", mart, str(exc).splitlines()[0])
             continue
         if diff.lost_rows + diff.gained_rows > DELTA_MAX_SHARE * max(diff.rows_now, 1):
+            log.info("serving: %s copied whole: %d rows lost, %d gained of %d", mart,
+                     diff.lost_rows, diff.gained_rows, diff.rows_now)  # fmt: skip
             diff.drop(con)
             continue
         how = "change feed" if diff.by_feed else "compared"
@@ -545,18 +547,47 @@ def publish_to_postgres(
     return result
 
 
+VACUUM_SHARE = 0.2
+"""A mart changed in place is vacuumed when its dead rows, or the rows inserted since its
+last vacuum, pass this share of its rows (autovacuum's own defaults,
+`autovacuum_vacuum_scale_factor` and `autovacuum_vacuum_insert_scale_factor`, with their
+base thresholds of 50 and 1,000 rows)."""
 ANALYZE_SHARE = 0.1
-"""A mart changed in place is analyzed again when its changed rows reach this share of
-its rows (autovacuum's own default, `autovacuum_analyze_scale_factor`)."""
+"""... and analyzed when the rows changed since its statistics pass this share
+(`autovacuum_analyze_scale_factor`, base threshold 50)."""
+
+
+def maintenance(changed: int, rows: int, dead: int, inserted: int, modified: int) -> str | None:
+    """What autovacuum would run on a served table (autovacuum is off for them: its lock
+    held up swaps) after a publish changed `changed` rows of its `rows` in place, given
+    PostgreSQL's counts from before (`pg_stat_user_tables`: `n_dead_tup`,
+    `n_ins_since_vacuum`, `n_mod_since_analyze`; they may already hold this publish's
+    changes, which only brings the vacuum forward): "VACUUM (ANALYZE)", "VACUUM",
+    "ANALYZE" or nothing. A small change costs no vacuum of the whole table's indexes."""
+    vacuum = (dead + changed > 50 + VACUUM_SHARE * rows
+              or inserted + changed > 1000 + VACUUM_SHARE * rows)  # fmt: skip
+    analyze = modified + changed > 50 + ANALYZE_SHARE * rows
+    if vacuum:
+        return "VACUUM (ANALYZE)" if analyze else "VACUUM"
+    return "ANALYZE" if analyze else None
 
 
 def _vacuum(pg: Any, schema: str, changed: dict[str, int], rows: dict[str, int]) -> None:
-    """The dead rows of the marts changed in place reclaimed and their visibility map
-    (index-only scans) brought up to date; their statistics too when many rows changed.
-    It takes no lock readers wait on."""
+    """The marts changed in place vacuumed (dead rows reclaimed, the visibility map that
+    index-only scans read brought up to date) and analyzed as autovacuum would
+    (`maintenance`). It takes no lock readers wait on."""
     from psycopg import sql
 
+    stats = {
+        r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0))
+        for r in pg.execute(
+            "SELECT relname, n_dead_tup, n_ins_since_vacuum, n_mod_since_analyze"
+            " FROM pg_stat_user_tables WHERE schemaname = %s",
+            [schema],
+        ).fetchall()
+    }
     for mart, n in sorted(changed.items()):
-        analyze = n >= ANALYZE_SHARE * max(rows.get(mart, 0), 1)
-        how = sql.SQL("VACUUM (ANALYZE)" if analyze else "VACUUM")
-        pg.execute(sql.SQL("{} {}").format(how, sql.Identifier(schema, mart)))
+        how = maintenance(n, rows.get(mart, 0), *stats.get(mart, (0, 0, 0)))
+        log.info("serving: %s: %d rows changed in place; %s", mart, n, how or "no vacuum yet")
+        if how:
+            pg.execute(sql.SQL("{} {}").format(sql.SQL(how), sql.Identifier(schema, mart)))

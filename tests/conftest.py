@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from examples.shop.shop_api import ShopApi
+from examples.shop.shop_data import generate
 from pipeline.config import Project, load_project
-from pipeline.shop_api import ShopApi
-from pipeline.shop_data import generate
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 0.1  # 2,000 orders: small enough for many full runs, big enough to be real

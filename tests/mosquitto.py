@@ -1,5 +1,5 @@
 """A real Mosquitto MQTT broker on 127.0.0.1 for tests and benchmarks (the example's own
-`pipeline.live_demo.local_broker`, on a free port). `scripts/ensure-services.sh` (run by
+`examples.shop.live_demo.local_broker`, on a free port). `scripts/ensure-services.sh` (run by
 `make install`) installs it where missing."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from pipeline.live_demo import local_broker
+from examples.shop.live_demo import local_broker
 from tests.postgres import _free_port
 
 

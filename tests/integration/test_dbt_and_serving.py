@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from examples.shop.shop_data import next_day
 from lake import extensions
 from pipeline.run import run_pipeline
-from pipeline.shop_data import next_day
 from pipeline.summary import analyst_sql
 from pipeline.transform import run_dbt
 from tests.conftest import REPO

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import duckdb
 
+from examples.shop.shop_data import next_day
 from pipeline.config import Project
 from pipeline.run import run_pipeline
 from pipeline.serve import build_snapshot
-from pipeline.shop_data import next_day
 from pipeline.transform import build, run_dbt
 
 INCREMENTAL = ("stg_shop__orders", "stg_shop__order_items", "fct_order_status_history",

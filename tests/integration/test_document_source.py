@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from examples.shop.pdf import write_text_pdf
 from ingest import run_ingest
 from pipeline.config import load_project
-from pipeline.pdf import write_text_pdf
 
 
 def test_text_and_pdf_files_become_rows_and_originals(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 
 from bench.dbt_build import restore_state, save_state
+from examples.shop.shop_data import next_day
 from lake.layout import BUILD
 from pipeline.config import Project
 from pipeline.run import run_pipeline
-from pipeline.shop_data import next_day
 from pipeline.transform import build, run_dbt
 
 DAYS = 5

@@ -13,10 +13,10 @@ from pathlib import Path
 import yaml
 
 from bench.batch_commit import land_batches
+from examples.shop.shop_data import next_day
 from lake import Lake, LakeSettings, NewBatch, commit_batch, layout, load_state, new_load_id
 from pipeline.config import load_project
 from pipeline.run import run_pipeline
-from pipeline.shop_data import next_day
 from pipeline.transform import build
 from tests.integration.helpers import cli, lake_sql, published_marts, shop_db, table_state
 

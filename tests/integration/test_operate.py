@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from examples.shop.shop_data import next_day
 from lake import Holder, Lake, LakeSettings, RunLocked, layout
 from pipeline.config import Project, load_project
 from pipeline.run import run_pipeline
-from pipeline.shop_data import next_day
 from tests.conftest import ProjectFactory
 from tests.integration.helpers import cli, published_marts, published_run, raw_rows
 

@@ -129,7 +129,7 @@ def test_the_shop_on_postgresql_as_in_docker_compose(
     database of its own on the same server: same tables, same marts."""
     import uuid
 
-    from pipeline.shop_data import load_into_postgres
+    from examples.shop.shop_data import load_into_postgres
     from tests.postgres import psql
 
     src_dir, counts = shop_sources

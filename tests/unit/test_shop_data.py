@@ -1,7 +1,7 @@
 import sqlite3
 from pathlib import Path
 
-from pipeline.shop_data import generate
+from examples.shop.shop_data import generate
 
 
 def _contents(root: Path) -> dict[str, bytes]:

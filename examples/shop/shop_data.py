@@ -6,7 +6,7 @@ use it. It writes every kind of source the shop has (under `out_dir`):
 
     shop.sqlite                     the shop's database: customers, products, orders,
                                     order_items, inventory
-    vendor/reviews.json             reviews, served as a paginated API (pipeline/shop_api.py)
+    vendor/reviews.json             reviews, served as a paginated API (examples/shop/shop_api.py)
     suppliers/catalog.csv           the supplier catalog
     iot/sensor_readings_<m>.csv     cold-storage sensor readings, one file per month
     web/clickstream_<m>.jsonl       clickstream events, one file per month
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from duckdb import DuckDBPyConnection
 
+from examples.shop.pdf import write_text_pdf
 from lake.duck import connect, quote_str
-from pipeline.pdf import write_text_pdf
 
 STATUSES = ("placed", "shipped", "delivered", "cancelled", "returned")
 CATEGORIES = ("books", "garden", "kitchen", "toys", "electronics", "sports", "beauty", "grocery")

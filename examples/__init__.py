@@ -1,0 +1,1 @@
+"""Example projects' own code (data generators, demo services): not part of lakehouse."""
