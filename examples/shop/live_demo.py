@@ -28,6 +28,7 @@ from typing import Any
 import click
 import requests
 
+from examples.shop.shop_data import ShopSize
 from pipeline.config import Project
 
 BROKER_CONFIG = """\
@@ -191,7 +192,7 @@ def run_live(project: Project, seconds: float | None, scale: float = 1, rate: in
         procs = [_service(project, "collect", logs / "collect.log")]
         url = _wait_for_url(project, procs[0], logs / "collect.log")
         procs.append(_service(project, "stream", logs / "stream.log"))
-        customers = max(1, 2000 * 1)
+        customers = ShopSize.at(scale).customers  # the ids `lakehouse demo` generated
         player = Player(url, rate, customers, broker)
         click.echo(f"live: collector {url}, stream and traffic running (logs in {logs}); "
                    "Ctrl-C stops")  # fmt: skip
