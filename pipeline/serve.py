@@ -100,7 +100,8 @@ def serve_bi(
     cfg = project.spec.serving.postgres
     if not cfg.enabled:
         return None
-    from pipeline.serve_postgres import mart_docs, publish_to_postgres, served_snapshots
+    from pipeline.serve_postgres import publish_to_postgres, served_snapshots
+    from pipeline.serving_docs import mart_docs
 
     own = con is None
     con = project.lake.connect() if con is None else con

@@ -35,13 +35,11 @@ Readers log in as a role (`reader_role`) that may only `SELECT` from the served 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -51,6 +49,14 @@ from lake.diff import MartDiff
 from lake.duck import quote_ident, quote_str
 from lake.publish import mart_at
 from lake.redact import redact
+from pipeline.serve_postgres_delta import (
+    Drifted,
+    apply_delta,
+    delta_tables,
+    plan_deltas,
+    vacuum_changed,
+)
+from pipeline.serving_docs import MartDocs, layout_hash
 
 log = logging.getLogger("lakehouse.serve_postgres")
 
@@ -63,8 +69,6 @@ SWAP_LOCK_TIMEOUT = "500ms"
 """Below PostgreSQL's deadlock_timeout (1 s): a swap waiting on a reader's transaction gives
 up and retries first, so the reader is never the one a deadlock aborts."""
 SWAP_ATTEMPTS = 20
-DELTA_MAX_SHARE = 0.25
-"""A mart whose rows lost + gained exceed this share of its rows is copied whole instead."""
 
 
 class PostgresServing(BaseModel):
@@ -110,69 +114,6 @@ class ServedSet:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class MartDocs:
-    description: str = ""
-    columns: dict[str, str] = field(default_factory=dict)
-    primary_key: tuple[str, ...] = ()
-    indexes: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
-    """(key columns, included columns) of each index the model asks for in its dbt
-    `meta: {serving: {indexes: [{columns: [...], include: [...]}]}}`."""
-
-
-def _indexes(node: dict[str, Any]) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
-    meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
-    wanted = (meta.get("serving") or {}).get("indexes") or []
-    out = []
-    for index in wanted:
-        cols = index.get("columns") if isinstance(index, dict) else index
-        include = index.get("include", []) if isinstance(index, dict) else []
-        if cols:
-            out.append((tuple([cols] if isinstance(cols, str) else cols), tuple(include)))
-    return tuple(out)
-
-
-def mart_docs(manifest_path: Path) -> dict[str, MartDocs]:
-    """Descriptions and keys of each model, from dbt's manifest (missing: none). A primary
-    key is the column a model tests as both `unique` and `not_null`, or the columns of a
-    `dbt_utils.unique_combination_of_columns` test; the mart gate has checked them."""
-    if not manifest_path.exists():
-        return {}
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except ValueError:
-        return {}
-    nodes = manifest.get("nodes", {})
-    tests: dict[str, dict[str, set[str]]] = {}
-    combos: dict[str, tuple[str, ...]] = {}
-    for node in nodes.values():
-        meta = node.get("test_metadata") or {}
-        model = node.get("attached_node")
-        if node.get("resource_type") != "test" or not model:
-            continue
-        if meta.get("name") in ("unique", "not_null") and node.get("column_name"):
-            tests.setdefault(model, {}).setdefault(meta["name"], set()).add(node["column_name"])
-        elif "unique_combination" in (meta.get("name") or ""):
-            # dbt_utils' test, or one of its kind (the shop's dbt_utils_free_unique_combination)
-            kwargs = meta.get("kwargs") or {}
-            cols = kwargs.get("combination_of_columns") or kwargs.get("columns") or []
-            if isinstance(cols, list) and cols:
-                combos.setdefault(model, tuple(cols))
-    out: dict[str, MartDocs] = {}
-    for uid, node in nodes.items():
-        if node.get("resource_type") != "model":
-            continue
-        found = tests.get(uid, {})
-        keys = sorted(found.get("unique", set()) & found.get("not_null", set()))
-        out[node.get("alias") or node["name"]] = MartDocs(
-            description=node.get("description") or "",
-            columns={c: (v.get("description") or "") for c, v in node.get("columns", {}).items()},
-            primary_key=(keys[0],) if keys else combos.get(uid, ()),
-            indexes=_indexes(node),
-        )
-    return out
-
-
 def _pg(url: str) -> Any:
     import psycopg
 
@@ -204,18 +145,6 @@ def _served_layouts(pg: Any) -> dict[str, tuple[int, str | None]]:
     layout = "layout" if has_layout else "NULL"
     rows = pg.execute(f"SELECT mart, snapshot, {layout} FROM {STATE_SCHEMA}.published")
     return {m: (s, lay) for m, s, lay in rows.fetchall()}
-
-
-def _layout(con: duckdb.DuckDBPyConnection, mart: str, snapshot: int, d: MartDocs) -> str:
-    """What a served table is made of besides its rows: columns and types, key, indexes,
-    comments. A mart whose layout changed is copied whole."""
-    import hashlib
-
-    from lake.diff import columns_at
-
-    spec = {"columns": columns_at(con, mart, snapshot), "key": d.primary_key,
-            "indexes": d.indexes, "description": d.description, "comments": d.columns}  # fmt: skip
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _setup(pg: Any, cfg: PostgresServing) -> None:
@@ -268,11 +197,6 @@ def _select_for_postgres(con: duckdb.DuckDBPyConnection, source: str) -> str:
     return ", ".join(out)
 
 
-def _delta_tables(mart: str) -> tuple[str, str]:
-    """Names of the load schema's tables of a mart's lost keys and gained rows."""
-    return f"{mart[:50]}__lost", f"{mart[:50]}__gained"
-
-
 def _load(
     con: duckdb.DuckDBPyConnection, pg: Any, cfg: PostgresServing, load_schema: str,
     snapshots: dict[str, int], docs: dict[str, MartDocs],
@@ -295,7 +219,7 @@ def _load(
             )
         for mart, diff in sorted((diffs or {}).items()):
             key = ", ".join(quote_ident(c) for c in docs[mart].primary_key)
-            lost, gained = (quote_ident(t) for t in _delta_tables(mart))
+            lost, gained = (quote_ident(t) for t in delta_tables(mart))
             rows = _select_for_postgres(con, diff.gained)
             con.execute(f"CREATE TABLE {schema}.{lost} AS SELECT {key} FROM {diff.lost}")
             con.execute(f"CREATE TABLE {schema}.{gained} AS SELECT {rows} FROM {diff.gained}")
@@ -336,41 +260,6 @@ def _tables(pg: Any, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-class _Drifted(Exception):
-    """A served table did not hold what its recorded snapshot says (edited by hand?)."""
-
-    def __init__(self, mart: str, rows: int, expected: int) -> None:
-        super().__init__(f"{mart}: {rows} rows after its changes were applied, the lake "
-                         f"has {expected}; copied whole instead")  # fmt: skip
-        self.mart = mart
-
-
-def _apply_delta(
-    pg: Any, target: str, load_schema: str, mart: str, key: tuple[str, ...], rows_now: int
-) -> int:
-    """Delete the rows the mart lost by key, insert those it gained; check the row count."""
-    from psycopg import sql
-
-    lost, gained = (sql.Identifier(load_schema, t) for t in _delta_tables(mart))
-    table = sql.Identifier(target, mart)
-    match = sql.SQL(" AND ").join(sql.SQL("t.{0} = l.{0}").format(sql.Identifier(c)) for c in key)
-    deleted = pg.execute(
-        sql.SQL("DELETE FROM {} t USING {} l WHERE {}").format(table, lost, match)
-    ).rowcount
-    names = [r[0] for r in pg.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
-        "AND table_name = %s ORDER BY ordinal_position",
-        [load_schema, _delta_tables(mart)[1]])]  # fmt: skip
-    cols = sql.SQL(", ").join(sql.Identifier(c) for c in names)
-    inserted = pg.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, gained)
-    ).rowcount
-    row = pg.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
-    if row is None or row[0] != rows_now:
-        raise _Drifted(mart, row[0] if row else 0, rows_now)
-    return int(deleted) + int(inserted)
-
-
 def _swap(
     pg: Any, cfg: PostgresServing, load_schema: str, snapshots: dict[str, int],
     copied: set[str], run_id: str | None, token: str,
@@ -385,7 +274,7 @@ def _swap(
     with pg.transaction():
         pg.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
         # changed rows first, under row locks only: readers go on reading the old rows
-        changed = {m: _apply_delta(pg, target, load_schema, m, key, rows)
+        changed = {m: apply_delta(pg, target, load_schema, m, key, rows)
                    for m, (key, rows) in sorted(deltas.items())}  # fmt: skip
         current = _tables(pg, target)
         kept = sorted(m for m in snapshots if m not in copied and m in current)
@@ -454,33 +343,6 @@ def _publisher_lock(pg: Any) -> Iterator[None]:
         pg.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
 
 
-def _plan_deltas(
-    con: duckdb.DuckDBPyConnection, candidates: dict[str, tuple[int, int]],
-    docs: dict[str, MartDocs],
-) -> dict[str, MartDiff]:  # fmt: skip
-    """For each mart of `candidates` (mart -> (snapshot served, snapshot now)) worth
-    bringing up to date by its changed rows, those rows (`lake.diff`)."""
-    from lake.diff import mart_diff
-
-    out: dict[str, MartDiff] = {}
-    for n, (mart, (old, new)) in enumerate(sorted(candidates.items())):
-        try:
-            diff = mart_diff(con, mart, old, new, f"_serving_delta_{n}")
-        except duckdb.Error as exc:  # the served snapshot expired (`lakehouse maintain`)
-            log.info("serving: %s copied whole (%s)", mart, str(exc).splitlines()[0])
-            continue
-        if diff.lost_rows + diff.gained_rows > DELTA_MAX_SHARE * max(diff.rows_now, 1):
-            log.info("serving: %s copied whole: %d rows lost, %d gained of %d", mart,
-                     diff.lost_rows, diff.gained_rows, diff.rows_now)  # fmt: skip
-            diff.drop(con)
-            continue
-        how = "change feed" if diff.by_feed else "compared"
-        log.info("serving: %s: %d rows lost, %d gained of %d (%s)", mart, diff.lost_rows,
-                 diff.gained_rows, diff.rows_now, how)  # fmt: skip
-        out[mart] = diff
-    return out
-
-
 def publish_to_postgres(
     con: duckdb.DuckDBPyConnection, cfg: PostgresServing, snapshots: dict[str, int],
     docs: dict[str, MartDocs], run_id: str | None = None,
@@ -497,11 +359,11 @@ def publish_to_postgres(
         _drop_leftovers(pg)
         served = _served_layouts(pg)
         present = _tables(pg, cfg.schema_name)
-        layouts = {m: _layout(con, m, s, docs.get(m, MartDocs())) for m, s in snapshots.items()}
+        layouts = {m: layout_hash(con, m, s, docs.get(m, MartDocs())) for m, s in snapshots.items()}
         stale = {m for m, s in snapshots.items() if served.get(m) != (s, layouts[m])
                  or m not in present}  # fmt: skip
         t_diff = time.monotonic()
-        diffs = _plan_deltas(con, {
+        diffs = plan_deltas(con, {
             m: (served[m][0], snapshots[m]) for m in stale
             if m in present and m in served and served[m][1] == layouts[m]
             and docs.get(m, MartDocs()).primary_key}, docs)  # fmt: skip
@@ -525,7 +387,7 @@ def publish_to_postgres(
                     pg, cfg, load_schema, snapshots, copied, run_id, token, deltas, layouts
                 )
                 break
-            except _Drifted as exc:  # what it held was not its snapshot: copy it whole
+            except Drifted as exc:  # what it held was not its snapshot: copy it whole
                 log.warning("serving: %s", exc)
                 deltas.pop(exc.mart)
                 copied.add(exc.mart)
@@ -538,56 +400,10 @@ def publish_to_postgres(
                 time.sleep(min(0.1 * attempt, 1.0))
         result.seconds["swap"] = round(time.monotonic() - t1, 3)
         t2 = time.monotonic()
-        _vacuum(pg, cfg.schema_name, changed, {m: d.rows_now for m, d in diffs.items()})
+        vacuum_changed(pg, cfg.schema_name, changed, {m: d.rows_now for m, d in diffs.items()})
         result.seconds["vacuum"] = round(time.monotonic() - t2, 3)
         _drop_leftovers(pg)
     result.copied, result.updated = sorted(copied), changed
     result.kept = [m for m in kept if m not in changed]
     result.dropped = dropped
     return result
-
-
-VACUUM_SHARE = 0.2
-"""A mart changed in place is vacuumed when its dead rows, or the rows inserted since its
-last vacuum, pass this share of its rows (autovacuum's own defaults,
-`autovacuum_vacuum_scale_factor` and `autovacuum_vacuum_insert_scale_factor`, with their
-base thresholds of 50 and 1,000 rows)."""
-ANALYZE_SHARE = 0.1
-"""... and analyzed when the rows changed since its statistics pass this share
-(`autovacuum_analyze_scale_factor`, base threshold 50)."""
-
-
-def maintenance(changed: int, rows: int, dead: int, inserted: int, modified: int) -> str | None:
-    """What autovacuum would run on a served table (autovacuum is off for them: its lock
-    held up swaps) after a publish changed `changed` rows of its `rows` in place, given
-    PostgreSQL's counts from before (`pg_stat_user_tables`: `n_dead_tup`,
-    `n_ins_since_vacuum`, `n_mod_since_analyze`; they may already hold this publish's
-    changes, which only brings the vacuum forward): "VACUUM (ANALYZE)", "VACUUM",
-    "ANALYZE" or nothing. A small change costs no vacuum of the whole table's indexes."""
-    vacuum = (dead + changed > 50 + VACUUM_SHARE * rows
-              or inserted + changed > 1000 + VACUUM_SHARE * rows)  # fmt: skip
-    analyze = modified + changed > 50 + ANALYZE_SHARE * rows
-    if vacuum:
-        return "VACUUM (ANALYZE)" if analyze else "VACUUM"
-    return "ANALYZE" if analyze else None
-
-
-def _vacuum(pg: Any, schema: str, changed: dict[str, int], rows: dict[str, int]) -> None:
-    """The marts changed in place vacuumed (dead rows reclaimed, the visibility map that
-    index-only scans read brought up to date) and analyzed as autovacuum would
-    (`maintenance`). It takes no lock readers wait on."""
-    from psycopg import sql
-
-    stats = {
-        r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0))
-        for r in pg.execute(
-            "SELECT relname, n_dead_tup, n_ins_since_vacuum, n_mod_since_analyze"
-            " FROM pg_stat_user_tables WHERE schemaname = %s",
-            [schema],
-        ).fetchall()
-    }
-    for mart, n in sorted(changed.items()):
-        how = maintenance(n, rows.get(mart, 0), *stats.get(mart, (0, 0, 0)))
-        log.info("serving: %s: %d rows changed in place; %s", mart, n, how or "no vacuum yet")
-        if how:
-            pg.execute(sql.SQL("{} {}").format(sql.SQL(how), sql.Identifier(schema, mart)))

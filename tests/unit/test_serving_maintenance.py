@@ -1,7 +1,7 @@
 """When a mart changed in place in the serving database is vacuumed and analyzed: as
 autovacuum would (it is off for served tables), so a small change costs no full index scan."""
 
-from pipeline.serve_postgres import maintenance
+from pipeline.serve_postgres_delta import maintenance
 
 
 def test_a_small_change_to_a_big_table_is_left_for_later() -> None:
