@@ -226,7 +226,7 @@ def run_s3() -> dict[str, Any]:
 def day_of_business(project: Project) -> dict[str, int]:
     """One day at 1% of the shop: new orders, shipments, moved customers, new reviews and
     clicks, and a few cancellations (see `examples.shop.shop_data.next_day`)."""
-    from examples.shop.shop_data import next_day
+    from examples.shop.shop_day import next_day
 
     counts = json.loads((project.base_dir / "sources" / "counts.json").read_text())
     return next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.01,

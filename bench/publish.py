@@ -71,7 +71,7 @@ def full_copy(project: Any, snapshot: int, out: str, **_: Any) -> dict[str, Any]
 
 def run() -> dict[str, Any]:
     from bench.dbt_build import INCREMENTAL, ingest, make_shop_project
-    from examples.shop.shop_data import next_day
+    from examples.shop.shop_day import next_day
     from pipeline.serve import build_snapshot
     from pipeline.transform import run_dbt
 

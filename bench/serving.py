@@ -207,7 +207,7 @@ def run_serving() -> dict[str, Any]:
 
 def run_publish_postgres() -> dict[str, Any]:
     from bench.dbt_build import INCREMENTAL, ingest
-    from examples.shop.shop_data import next_day
+    from examples.shop.shop_day import next_day
     from pipeline.serve import publish
     from pipeline.transform import run_dbt
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from examples.shop.shop_data import next_day
+from examples.shop.shop_day import next_day
 from lake import extensions
 from pipeline.run import run_pipeline
 from pipeline.summary import analyst_sql

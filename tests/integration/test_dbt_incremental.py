@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from examples.shop.shop_data import next_day
+from examples.shop.shop_day import next_day
 from pipeline.config import Project
 from pipeline.run import run_pipeline
 from pipeline.serve import build_snapshot

@@ -171,7 +171,7 @@ def test_suggested_suites_load_and_hold_on_the_data_they_came_from(make_project,
     ranges = [e for e in raw["vendor.reviews"].expectations
               if e.type == "expect_column_values_to_be_between"]  # fmt: skip
     assert ranges and all(e.kwargs["max_value"] > e.kwargs["min_value"] for e in ranges)
-    from examples.shop.shop_data import next_day
+    from examples.shop.shop_day import next_day
 
     next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05, reviews=50)
     again = run_pipeline(project)
@@ -220,7 +220,7 @@ def test_data_docs_are_built_for_both_gates_with_every_asset_local(make_project)
     assert "'_validation_success_text': 'Failed'" not in index  # nothing else failed
 
     # the next run's results are added: the Data Docs keep the runs before it
-    from examples.shop.shop_data import next_day
+    from examples.shop.shop_day import next_day
 
     next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.01)
     assert run_pipeline(project).status == "passed"

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from bench.dbt_build import restore_state, save_state
-from examples.shop.shop_data import next_day
+from examples.shop.shop_day import next_day
 from lake.layout import BUILD
 from pipeline.config import Project
 from pipeline.run import run_pipeline

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from bench.batch_commit import land_batches
-from examples.shop.shop_data import next_day
+from examples.shop.shop_day import next_day
 from lake import Lake, LakeSettings, NewBatch, commit_batch, layout, load_state, new_load_id
 from pipeline.config import load_project
 from pipeline.run import run_pipeline

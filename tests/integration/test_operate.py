@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from examples.shop.shop_data import next_day
+from examples.shop.shop_day import next_day
 from lake import Holder, Lake, LakeSettings, RunLocked, layout
 from pipeline.config import Project, load_project
 from pipeline.run import run_pipeline
