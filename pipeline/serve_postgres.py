@@ -366,7 +366,7 @@ def publish_to_postgres(
         diffs = plan_deltas(con, {
             m: (served[m][0], snapshots[m]) for m in stale
             if m in present and m in served and served[m][1] == layouts[m]
-            and docs.get(m, MartDocs()).primary_key}, docs)  # fmt: skip
+            and docs.get(m, MartDocs()).primary_key})  # fmt: skip
         copied = stale - set(diffs)
         result.seconds["diff"] = round(time.monotonic() - t_diff, 3)
         token = secrets.token_hex(4)

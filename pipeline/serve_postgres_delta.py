@@ -10,7 +10,6 @@ from typing import Any
 import duckdb
 
 from lake.diff import MartDiff
-from pipeline.serving_docs import MartDocs
 
 log = logging.getLogger("lakehouse.serve_postgres")
 
@@ -59,9 +58,8 @@ def apply_delta(
 
 
 def plan_deltas(
-    con: duckdb.DuckDBPyConnection, candidates: dict[str, tuple[int, int]],
-    docs: dict[str, MartDocs],
-) -> dict[str, MartDiff]:  # fmt: skip
+    con: duckdb.DuckDBPyConnection, candidates: dict[str, tuple[int, int]]
+) -> dict[str, MartDiff]:
     """For each mart of `candidates` (mart -> (snapshot served, snapshot now)) worth
     bringing up to date by its changed rows, those rows (`lake.diff`)."""
     from lake.diff import mart_diff
