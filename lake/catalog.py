@@ -50,7 +50,9 @@ def ensure_catalog(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
     ).fetchone()
     if not exists or not exists[0]:
         create()
-        con.execute(f"CALL lake.set_option('data_inlining_row_limit', {INLINE_ROWS})")
+        in_transaction(con.execute)(  # (its own commit: may meet another process's)
+            f"CALL lake.set_option('data_inlining_row_limit', {INLINE_ROWS})"
+        )
     else:
         _upgrade(con)
     _bootstrapped.add(catalog)
