@@ -50,11 +50,6 @@ def dbt_env(project: Project) -> dict[str, str]:
     return env
 
 
-def _dbt_executable() -> str:
-    candidate = Path(sys.executable).parent / "dbt"
-    return str(candidate) if candidate.exists() else "dbt"
-
-
 _NOT_SOURCES = {"target", "logs", "dbt_packages", ".user.yml"}
 
 
@@ -68,19 +63,21 @@ def source_files(folder: Path) -> list[Path]:
 
 
 def run_dbt(
-    project: Project, args: list[str], quiet: bool = True, timeout_s: float | None = None
+    project: Project,
+    args: list[str],
+    quiet: bool = True,
+    timeout_s: float | None = None,
+    then: list[list[str]] | None = None,
 ) -> DbtResult:
     """Run dbt in its own process; with `quiet=False` its log is streamed as it runs (each
-    model as it finishes). `timeout_s`: stop it after that long (a failure, said so)."""
+    model as it finishes). `timeout_s`: stop it after that long (a failure, said so).
+    `then`: more dbt commands for the same process once `args` succeeded
+    (`pipeline.dbt_main`); the result is that of `args`."""
     project.warehouse_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        _dbt_executable(),
-        *args,
-        "--project-dir",
-        str(project.dbt_project_dir),
-        "--profiles-dir",
-        str(project.dbt_project_dir),
-    ]
+    dirs = ["--project-dir", str(project.dbt_project_dir),
+            "--profiles-dir", str(project.dbt_project_dir)]  # fmt: skip
+    commands = [[*command, *dirs] for command in [args, *(then or [])]]
+    cmd = [sys.executable, "-m", "pipeline.dbt_main", json.dumps(commands)]
     lines: list[str] = []
     proc = subprocess.Popen(cmd, env=dbt_env(project), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -211,12 +208,18 @@ def _failing_rows(project: Project, sql: str, limit: int = 3) -> str:
     return f"; first failing rows: {rows}" if rows else ""
 
 
-def source_freshness(project: Project) -> dict[str, dict[str, object]]:
+FRESHNESS = ["source", "freshness"]
+
+
+def source_freshness(project: Project, run: bool = True) -> dict[str, dict[str, object]]:
     """`dbt source freshness`: per source table with a declared freshness, dbt's verdict
     (pass, warn, error) and the newest data's age. Stale sources are data, not a failed
-    build: the run's monitor alerts on them (`pipeline.monitor`)."""
-    run_dbt(project, ["source", "freshness"], timeout_s=project.spec.warehouse.dbt_timeout_s)
+    build: the run's monitor alerts on them (`pipeline.monitor`). `run=False`: read what
+    the build's process found (`build(freshness=True)`)."""
     path = project.warehouse_dir / "dbt" / "target" / "sources.json"
+    if run:
+        path.unlink(missing_ok=True)
+        run_dbt(project, FRESHNESS, timeout_s=project.spec.warehouse.dbt_timeout_s)
     if not path.exists():
         return {}
     found: dict[str, dict[str, object]] = {}
@@ -269,18 +272,23 @@ def build(
     quiet: bool = True,
     exclude: str | None = None,
     extra: list[str] | None = None,
+    freshness: bool = False,
 ) -> DbtResult:
     """`dbt build` (after `dbt deps` if the packages changed); `extra`: more dbt flags
     (`--full-refresh`, `--vars ...`, `--target ...`). Models whose commit lost a race with
     another lake writer are run again (`dbt retry`, which reruns the failed and skipped
-    nodes only), up to three times."""
+    nodes only), up to three times. `freshness`: then `dbt source freshness`, in the
+    build's process when it succeeds at once (`source_freshness(run=False)` reads it)."""
     ensure_deps(project)
     ensure_streams(project)
     args = ["build"] + (["--select", *select.split()] if select else [])
     args += ["--exclude", *exclude.split()] if exclude else []
     args += extra or []
     timeout_s = project.spec.warehouse.dbt_timeout_s
-    result = run_dbt(project, args, quiet=quiet, timeout_s=timeout_s)
+    sources_json = project.warehouse_dir / "dbt" / "target" / "sources.json"
+    sources_json.unlink(missing_ok=True)
+    then = [FRESHNESS] if freshness else None
+    result = run_dbt(project, args, quiet=quiet, timeout_s=timeout_s, then=then)
     for attempt in range(3):
         if result.ok or not all(_lost_a_race(f) for f in result.failures):
             break
@@ -290,6 +298,8 @@ def build(
         again.tests_passed += result.tests_passed
         again.warnings = result.warnings + again.warnings
         result = again
+    if freshness and result.ok and not sources_json.exists():  # (after a retry)
+        run_dbt(project, FRESHNESS, timeout_s=timeout_s)
     return result
 
 
