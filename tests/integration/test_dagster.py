@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.run import run_pipeline
 from tests.conftest import REPO, ProjectFactory
 from tests.integration.helpers import published_run, raw_rows
 
@@ -21,8 +20,7 @@ def test_dagster_materialises_a_source_its_models_and_publish(
 ) -> None:
     from pipeline.orchestrate import PUBLISH, build_definitions
 
-    project = make_project()
-    run_pipeline(project)  # yesterday's full run; today Dagster runs iot on its own
+    project = make_project(built=True)  # yesterday's full run; today Dagster runs iot alone
     readings = raw_rows(project, "iot", "sensor_readings")
     (project.base_dir / "sources" / "iot" / "sensor_readings_2026_04.csv").write_text(
         "warehouse_id,sensor_id,reading_ts,temperature_c\n1,cold-1-1,2026-04-01 00:00:00,4.2\n"

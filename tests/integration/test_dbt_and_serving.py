@@ -88,8 +88,7 @@ def test_readers_see_one_published_set_or_the_next_never_a_mix(make_project) -> 
     """An analyst's DuckDB session reads the marts in a loop while the next day's build,
     gate and publish run: it is never blocked, and every read sees the orders and the daily
     KPIs of one published set (the old one or the new one), never one of each."""
-    project = make_project()
-    run_pipeline(project)
+    project = make_project(built=True)  # as the session's first run left it
     first_run = published_run(project)
     stop = project.base_dir / "stop-reading"
     reader = subprocess.Popen(
@@ -135,9 +134,9 @@ def test_readers_see_one_published_set_or_the_next_never_a_mix(make_project) -> 
     assert published_run(project) == record.run_id != first_run
 
 
-def test_rollback_and_query_at_an_earlier_run(make_project) -> None:
-    project = make_project()
-    first = run_pipeline(project)
+def test_rollback_and_query_at_an_earlier_run(make_project, first_run) -> None:
+    project = make_project(built=True)
+    first = first_run[1]  # the session's first run, published
     orders_first = serving_scalar(project, "SELECT count(*) FROM fct_orders")
     set_first = _orders_and_kpis(project)
     next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05)

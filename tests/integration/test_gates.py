@@ -19,8 +19,7 @@ from tests.integration.helpers import (
 
 
 def test_bad_raw_batch_is_quarantined_and_the_published_marts_stay(make_project) -> None:
-    project = make_project()
-    run_pipeline(project)
+    project = make_project(built=True)  # as the session's first run left it
     published = published_marts(project)
     orders_before = serving_scalar(project, "SELECT count(*) FROM fct_orders")
 
@@ -80,8 +79,7 @@ def test_a_quarantined_batch_comes_back_whole_when_only_its_bad_row_is_fixed(
 ) -> None:
     """1,000 new orders with one bad row: the batch is quarantined and the watermark set
     back, so fixing only the bad row brings all 1,000 orders to the marts."""
-    project = make_project()
-    run_pipeline(project)
+    project = make_project(built=True)  # as the session's first run left it
     orders_before = serving_scalar(project, "SELECT count(*) FROM fct_orders")
     import sqlite3
 
@@ -106,8 +104,7 @@ def test_a_quarantined_batch_comes_back_whole_when_only_its_bad_row_is_fixed(
 
 
 def test_failing_mart_gate_publishes_nothing(make_project) -> None:
-    project = make_project()
-    run_pipeline(project)
+    project = make_project(built=True)  # as the session's first run left it
     published = published_marts(project)
 
     # a discount larger than the line: negative revenue
@@ -122,8 +119,7 @@ def test_failing_mart_gate_publishes_nothing(make_project) -> None:
 
 
 def test_check_command_runs_a_gate_by_hand(make_project) -> None:
-    project = make_project()
-    run_pipeline(project)
+    project = make_project(built=True)  # as the session's first run left it
     result = cli(project, "check", "marts")
     assert result.returncode == 0, result.stderr
     assert "marts gate passed" in result.stdout
@@ -137,8 +133,7 @@ def test_suggested_suites_load_and_hold_on_the_data_they_came_from(make_project,
     from pipeline.gates import check_marts, suggest_suite
     from pipeline.serve import build_snapshot
 
-    project = make_project()
-    run_pipeline(project)
+    project = make_project(built=True)  # as the session's first run left it
     suites = tmp_path / "own_expectations"
     shutil.copytree(project.expectations_dir, suites)
     # point a copy of the project at its own suites folder

@@ -92,8 +92,8 @@ def test_two_ingest_runs_of_the_same_input_land_it_once(tmp_path: Path) -> None:
         for _ in range(2)
     ]  # fmt: skip
     for r in runs:
-        r.communicate(timeout=300)
-        assert r.returncode == 0
+        _, err = r.communicate(timeout=300)
+        assert r.returncode == 0, err
     assert lake_sql(project, "SELECT count(*), count(DISTINCT id) FROM lake.ev.events") == [
         (200_000, 200_000)
     ]
@@ -164,8 +164,7 @@ def test_a_kill_inside_a_quarantine_leaves_the_batch_whole_and_the_next_gate_fin
 
 
 def test_publish_needs_the_mart_gate_unless_forced(make_project) -> None:
-    project = make_project()
-    run_pipeline(project)
+    project = make_project(built=True)  # as the session's first run left it
     published = published_marts(project)
     shop_db(project, "INSERT INTO order_items VALUES (99999999, 1, 1, 1, 10.00, 500.00)")
     run_pipeline(project, stages=("ingest", "check_raw", "build"))
@@ -179,8 +178,7 @@ def test_publish_needs_the_mart_gate_unless_forced(make_project) -> None:
 
 
 def test_a_kill_inside_publish_leaves_the_published_set_whole(make_project) -> None:
-    project = make_project()
-    run_pipeline(project)
+    project = make_project(built=True)  # as the session's first run left it
     published = published_marts(project)
     next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05)
     run_pipeline(project, stages=("ingest", "check_raw", "build"))

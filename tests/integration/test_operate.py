@@ -148,8 +148,7 @@ def test_a_run_with_nothing_new_skips_build_gate_and_publish(
 def test_a_source_that_is_down_leaves_a_partial_run_and_the_rest_published(
     make_project: ProjectFactory,
 ) -> None:
-    project = make_project()
-    assert run_pipeline(project).status == "passed"
+    project = make_project(built=True)  # as the session's first run left it
     _, before = published_marts(project)
     day = next_day(project.base_dir / "sources" / "shop.sqlite", fraction=0.05)
     spec = yaml.safe_load(project.path.read_text())
@@ -180,9 +179,11 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_scheduler_runs_a_due_source_and_its_models_only(make_project: ProjectFactory) -> None:
-    project = make_project()
-    whole = run_pipeline(project)  # as the default schedule did, last night
+def test_the_scheduler_runs_a_due_source_and_its_models_only(
+    make_project: ProjectFactory, first_run
+) -> None:
+    project = make_project(built=True)
+    whole = first_run[1]  # as the default schedule did, last night
     full_build = whole.stage("build")
     assert full_build is not None
     spec = yaml.safe_load(project.path.read_text())
