@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.sources.base import Extract, Opened
-from ingest.sources.files import FileSource, unchanged
+from ingest.sources.files import FileSource, glob_root, unchanged
 from lake import TableState, layout
 
 SCHEMA = pa.schema([
@@ -68,24 +68,32 @@ class DocumentSource(FileSource):
         return Opened(self._rows(con, [[filename]]))
 
     def extracts(self, con: duckdb.DuckDBPyConnection, state: TableState) -> Iterator[Extract]:
-        last: dict[str, tuple[Any, Any, str]] = {}  # path -> the content last landed
+        # a file is known by its path below the glob's folder (a project moved, or mounted
+        # at another path, lands nothing again); batches landed before keys were relative
+        # know it by its full path
+        last: dict[str, tuple[Any, Any, str]] = {}  # key -> the content last landed
         state_hashed: dict[str, int] = {}
         for batch in state.batches:
-            for path, size, mtime, fingerprint, *hashed in batch.input.get("files", []):
-                last[path] = (size, mtime, fingerprint)
-                state_hashed[path] = hashed[0] if hashed else 0
+            for path, size, mtime, fingerprint, *more in batch.input.get("files", []):
+                key = more[1] if len(more) > 1 else path
+                last[key] = (size, mtime, fingerprint)
+                state_hashed[key] = more[0] if more else 0
+        root = glob_root(self.pattern())
         new: list[list[Any]] = []
         for filename, size, mtime in self.list_files(con):
-            before = last.get(filename)
+            key = filename.removeprefix(root)
+            known = key if key in last else filename
+            before = last.get(known)
             hashed_at = int(time.time() * 1000)
             landed = {"size": before[0], "mtime": before[1],
-                      "hashed_at": state_hashed.get(filename)} if before else {}  # fmt: skip
+                      "hashed_at": state_hashed.get(known)} if before else {}  # fmt: skip
             if before and unchanged(landed, size, mtime):
                 continue
             digest = self.digest(filename)
-            fingerprint = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
-            if not before or before[2] != fingerprint:
-                new.append([filename, size, mtime, fingerprint, hashed_at])
+            fingerprint = hashlib.sha256(f"{key}\0{digest}".encode()).hexdigest()
+            legacy = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
+            if not before or before[2] not in (fingerprint, legacy):
+                new.append([filename, size, mtime, fingerprint, hashed_at, key])
         if not new:
             return
         batch_fp = hashlib.sha256("".join(f[3] for f in new).encode()).hexdigest()
