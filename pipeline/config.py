@@ -143,6 +143,11 @@ class Project:
     def build_db(self) -> Path:
         return self.warehouse_dir / "build.duckdb"
 
+    @property
+    def dbt_target(self) -> Path:
+        """dbt's target path (`DBT_TARGET_PATH`): manifest, run results, sources.json."""
+        return self.warehouse_dir / "dbt" / "target"
+
 
 def find_project_file(path: str | Path | None = None) -> Path:
     candidate = path or os.environ.get(PROJECT_ENV)

@@ -39,7 +39,7 @@ class Alert:
 
 
 def _manifest_sources(project: Project) -> list[dict[str, Any]]:
-    path = project.warehouse_dir / "dbt" / "target" / "manifest.json"
+    path = project.dbt_target / "manifest.json"
     if not path.exists():
         return []
     try:

@@ -36,7 +36,7 @@ def _manifest(project: Project) -> dict[str, Any]:
     """The dbt project's manifest, parsed now if missing or older than the project."""
     from pipeline.transform import run_dbt, source_files
 
-    path = project.warehouse_dir / "dbt" / "target" / "manifest.json"
+    path = project.dbt_target / "manifest.json"
     newest = max((p.stat().st_mtime for p in source_files(project.dbt_project_dir)), default=0)
     if not path.exists() or path.stat().st_mtime < newest:
         result = run_dbt(project, ["parse"])

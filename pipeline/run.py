@@ -35,7 +35,7 @@ from pipeline.config import Project
 from pipeline.errors import StageFailed
 from pipeline.gates import check_marts, check_raw
 from pipeline.serve import build_snapshot, publish, serve_bi
-from pipeline.transform import build, source_files, source_freshness
+from pipeline.transform import build, source_files
 
 log = logging.getLogger("lakehouse.run")
 PENDING_RUNS = "runs-pending"
@@ -272,7 +272,7 @@ def _run(
         if not result.ok:
             raise StageFailed("build", "dbt: " + "; ".join(result.failures))
         built = rec.details["snapshot"] = build_snapshot(project)
-        rec.details["source_freshness"] = source_freshness(project, run=False)
+        rec.details["source_freshness"] = result.freshness
 
     def do_check_marts(rec: StageRecord) -> None:
         nonlocal built

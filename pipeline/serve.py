@@ -114,7 +114,7 @@ def serve_bi(
         try:
             if served_snapshots(cfg.url) == publication.snapshots:
                 return None
-            docs = mart_docs(project.warehouse_dir / "dbt" / "target" / "manifest.json")
+            docs = mart_docs(project.dbt_target / "manifest.json")
             return publish_to_postgres(con, cfg, publication.snapshots, docs,
                                        publication.run_id)  # fmt: skip
         except Exception as exc:

@@ -25,6 +25,8 @@ class DbtResult:
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     output: str = ""
+    freshness: dict[str, dict[str, object]] = field(default_factory=dict)
+    """`build(freshness=True)`: dbt's source freshness after the build (`read_freshness`)."""
 
     @property
     def ok(self) -> bool:
@@ -39,7 +41,7 @@ def dbt_env(project: Project) -> dict[str, str]:
         LAKEHOUSE_DUCKLAKE=project.lake.settings.ducklake_uri,
         LAKEHOUSE_BUILD_DB=str(project.build_db),
         LAKEHOUSE_EXTENSION_DIR=str(extensions.install()),
-        DBT_TARGET_PATH=str(project.warehouse_dir / "dbt" / "target"),
+        DBT_TARGET_PATH=str(project.dbt_target),
         DBT_LOG_PATH=str(project.warehouse_dir / "dbt" / "logs"),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         # lakehouse's own macros, a local package (`lakehouse init` projects use it)
@@ -160,7 +162,7 @@ def _describe_node(uid: str, manifest: dict) -> str:
 
 
 def _read_run_results(project: Project, result: DbtResult) -> None:
-    target = project.warehouse_dir / "dbt" / "target"
+    target = project.dbt_target
     path = target / "run_results.json"
     if not path.exists():
         return
@@ -211,15 +213,11 @@ def _failing_rows(project: Project, sql: str, limit: int = 3) -> str:
 FRESHNESS = ["source", "freshness"]
 
 
-def source_freshness(project: Project, run: bool = True) -> dict[str, dict[str, object]]:
-    """`dbt source freshness`: per source table with a declared freshness, dbt's verdict
-    (pass, warn, error) and the newest data's age. Stale sources are data, not a failed
-    build: the run's monitor alerts on them (`pipeline.monitor`). `run=False`: read what
-    the build's process found (`build(freshness=True)`)."""
-    path = project.warehouse_dir / "dbt" / "target" / "sources.json"
-    if run:
-        path.unlink(missing_ok=True)
-        run_dbt(project, FRESHNESS, timeout_s=project.spec.warehouse.dbt_timeout_s)
+def read_freshness(project: Project) -> dict[str, dict[str, object]]:
+    """What `dbt source freshness` found: per source table with a declared freshness, dbt's
+    verdict (pass, warn, error) and the newest data's age. Stale sources are data, not a
+    failed build: the run's monitor alerts on them (`pipeline.monitor`)."""
+    path = project.dbt_target / "sources.json"
     if not path.exists():
         return {}
     found: dict[str, dict[str, object]] = {}
@@ -240,7 +238,7 @@ def docs_site(project: Project) -> Path:
     result = run_dbt(project, ["docs", "generate", "--static"])
     if not result.ok:
         raise StageFailed("docs", "dbt docs generate: " + "; ".join(result.failures))
-    return project.warehouse_dir / "dbt" / "target" / "static_index.html"
+    return project.dbt_target / "static_index.html"
 
 
 _LOST_RACE = ("database is locked", "Transaction conflict", "Failed to commit DuckLake")
@@ -278,15 +276,16 @@ def build(
     (`--full-refresh`, `--vars ...`, `--target ...`). Models whose commit lost a race with
     another lake writer are run again (`dbt retry`, which reruns the failed and skipped
     nodes only), up to three times. `freshness`: then `dbt source freshness`, in the
-    build's process when it succeeds at once (`source_freshness(run=False)` reads it)."""
+    build's process when it succeeds at once (`result.freshness`)."""
     ensure_deps(project)
     ensure_streams(project)
     args = ["build"] + (["--select", *select.split()] if select else [])
     args += ["--exclude", *exclude.split()] if exclude else []
     args += extra or []
     timeout_s = project.spec.warehouse.dbt_timeout_s
-    sources_json = project.warehouse_dir / "dbt" / "target" / "sources.json"
-    sources_json.unlink(missing_ok=True)
+    sources_json = project.dbt_target / "sources.json"
+    if freshness:
+        sources_json.unlink(missing_ok=True)  # (this build's verdicts, or none)
     then = [FRESHNESS] if freshness else None
     result = run_dbt(project, args, quiet=quiet, timeout_s=timeout_s, then=then)
     for attempt in range(3):
@@ -298,8 +297,10 @@ def build(
         again.tests_passed += result.tests_passed
         again.warnings = result.warnings + again.warnings
         result = again
-    if freshness and result.ok and not sources_json.exists():  # (after a retry)
-        run_dbt(project, FRESHNESS, timeout_s=timeout_s)
+    if freshness and result.ok:
+        if not sources_json.exists():  # (after a retry)
+            run_dbt(project, FRESHNESS, timeout_s=timeout_s)
+        result.freshness = read_freshness(project)
     return result
 
 
