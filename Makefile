@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCALE  ?= 1
 ONLY   ?=
+WORKERS ?= auto
 
 .PHONY: install demo test test-slow lint typecheck bench clean
 
@@ -24,7 +25,7 @@ demo: install  ## generate the example shop and run the whole pipeline on the lo
 	$(BIN)/lakehouse demo --scale $(SCALE)
 
 test: install lint typecheck  ## every test: unit + integration (real DuckDB, dbt, GX, S3)
-	$(BIN)/pytest -q --durations=30 tests
+	$(BIN)/pytest -q -n $(WORKERS) --dist worksteal --durations=30 tests
 
 test-slow: install  ## long sweeps (kills by the hundred, hostile APIs and files); CI skips them
 	$(BIN)/pytest -q -m slow tests
