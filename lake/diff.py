@@ -9,9 +9,11 @@ table, when the difference is known:
   `lake_diff` does (the first change of a row id says what it was, its last what it is;
   a row rewritten with the same values cancels out);
 - its table was replaced in between (a table model's rebuild, a full refresh), or the
-  new snapshot is the older one (a rollback): both versions compared whole (`EXCEPT ALL`).
+  new snapshot is the older one (a rollback): both versions compared, by key and a hash of
+  each row where the mart has a key, else whole (`EXCEPT ALL`).
 
-Either way the result is exact, as multisets: old - lost + gained = new.
+The result is exact, as multisets: old - lost + gained = new; by key, up to a collision of
+64-bit row hashes (a changed row whose hash stays the same, about 1 in 10^19 per row).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from lake.publish import METADATA, mart_at
 @dataclass(frozen=True)
 class MartDiff:
     lost: str
-    """A temporary table of the rows the mart lost (old versions of changed rows too)."""
+    """A temporary table of the rows the mart lost (old versions of changed rows too);
+    compared by key, their key columns only."""
     gained: str
     """A temporary table of the rows it gained (new versions of changed rows too)."""
     lost_rows: int
@@ -60,13 +63,24 @@ def columns_at(con: duckdb.DuckDBPyConnection, mart: str, snapshot: int) -> list
     return [(r[0], r[1]) for r in rows]
 
 
-def mart_diff(con: duckdb.DuckDBPyConnection, mart: str, old: int, new: int, name: str) -> MartDiff:
+def mart_diff(
+    con: duckdb.DuckDBPyConnection, mart: str, old: int, new: int, name: str,
+    key: tuple[str, ...] = (), max_share: float | None = None,
+) -> MartDiff | None:  # fmt: skip
     """The rows `mart` lost and gained from snapshot `old` to `new`, kept in the temporary
     tables `<name>_lost` and `<name>_gained` of `con` (drop them with `MartDiff.drop`). Both
-    versions must have the same columns (`columns_at`)."""
-    lost, gained = quote_ident(f"{name}_lost"), quote_ident(f"{name}_gained")
+    versions must have the same columns (`columns_at`). None, with nothing kept, when the
+    rows lost and gained are more than `max_share` of the rows it has now.
+
+    Without a change feed between them, a mart with a `key` (unique in each version) is
+    compared by key and a hash of each row: one join of two narrow scans finds the keys
+    whose row differs, and only their rows are read again (`lost` then holds the key
+    columns only). Without a key both versions are compared whole (`EXCEPT ALL`)."""
     cols = ", ".join(quote_ident(c) for c, _ in columns_at(con, mart, new))
     by_feed = new > old and table_id(con, mart, old) == table_id(con, mart, new) is not None
+    if not by_feed and key:
+        return _diff_by_key(con, mart, old, new, name, key, cols, max_share)
+    lost, gained = quote_ident(f"{name}_lost"), quote_ident(f"{name}_gained")
     if by_feed:
         after = "change_type IN ('insert', 'update_postimage')"
         con.execute(
@@ -93,4 +107,44 @@ def mart_diff(con: duckdb.DuckDBPyConnection, mart: str, old: int, new: int, nam
         f"(SELECT count(*) FROM {mart_at(mart, new, 'lake')})"
     ).fetchone()
     assert counts is not None
-    return MartDiff(lost, gained, int(counts[0]), int(counts[1]), int(counts[2]), by_feed)
+    diff = MartDiff(lost, gained, int(counts[0]), int(counts[1]), int(counts[2]), by_feed)
+    if max_share is not None and diff.lost_rows + diff.gained_rows > max_share * max(
+        diff.rows_now, 1
+    ):
+        diff.drop(con)
+        return None
+    return diff
+
+
+def _diff_by_key(
+    con: duckdb.DuckDBPyConnection, mart: str, old: int, new: int, name: str,
+    key: tuple[str, ...], cols: str, max_share: float | None,
+) -> MartDiff | None:  # fmt: skip
+    lost, gained = quote_ident(f"{name}_lost"), quote_ident(f"{name}_gained")
+    changed = quote_ident(f"{name}_changed")
+    was, now = mart_at(mart, old, "lake"), mart_at(mart, new, "lake")
+    k = ", ".join(quote_ident(c) for c in key)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {changed} AS
+        SELECT {k}, was._h IS NOT NULL AS _was, now._h IS NOT NULL AS _now
+        FROM (SELECT {k}, hash({cols}) AS _h FROM {was}) AS was
+        FULL JOIN (SELECT {k}, hash({cols}) AS _h FROM {now}) AS now USING ({k})
+        WHERE was._h IS DISTINCT FROM now._h"""
+    )
+    try:
+        row = con.execute(
+            f"SELECT count(*) FILTER (_was), count(*) FILTER (_now), "
+            f"(SELECT count(*) FROM {now}) FROM {changed}"
+        ).fetchone()
+        assert row is not None
+        lost_rows, gained_rows, rows_now = (int(v) for v in row)
+        if max_share is not None and lost_rows + gained_rows > max_share * max(rows_now, 1):
+            return None
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {lost} AS SELECT {k} FROM {changed} WHERE _was")
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {gained} AS SELECT {cols} FROM {now}
+            SEMI JOIN (SELECT {k} FROM {changed} WHERE _now) AS c USING ({k})"""
+        )
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {changed}")
+    return MartDiff(lost, gained, lost_rows, gained_rows, rows_now, by_feed=False)

@@ -363,10 +363,11 @@ def publish_to_postgres(
         stale = {m for m, s in snapshots.items() if served.get(m) != (s, layouts[m])
                  or m not in present}  # fmt: skip
         t_diff = time.monotonic()
+        keys = {m: docs.get(m, MartDocs()).primary_key for m in snapshots}
         diffs = plan_deltas(con, {
             m: (served[m][0], snapshots[m]) for m in stale
-            if m in present and m in served and served[m][1] == layouts[m]
-            and docs.get(m, MartDocs()).primary_key})  # fmt: skip
+            if m in present and m in served and served[m][1] == layouts[m] and keys[m]
+        }, keys)  # fmt: skip
         copied = stale - set(diffs)
         result.seconds["diff"] = round(time.monotonic() - t_diff, 3)
         token = secrets.token_hex(4)

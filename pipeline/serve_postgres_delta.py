@@ -5,6 +5,7 @@ tables). `pipeline.serve_postgres` decides which marts go this way and runs the 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import duckdb
@@ -58,27 +59,31 @@ def apply_delta(
 
 
 def plan_deltas(
-    con: duckdb.DuckDBPyConnection, candidates: dict[str, tuple[int, int]]
-) -> dict[str, MartDiff]:
+    con: duckdb.DuckDBPyConnection, candidates: dict[str, tuple[int, int]],
+    keys: dict[str, tuple[str, ...]],
+) -> dict[str, MartDiff]:  # fmt: skip
     """For each mart of `candidates` (mart -> (snapshot served, snapshot now)) worth
-    bringing up to date by its changed rows, those rows (`lake.diff`)."""
+    bringing up to date by its changed rows, those rows (`lake.diff`; `keys`: each mart's
+    primary key)."""
     from lake.diff import mart_diff
 
     out: dict[str, MartDiff] = {}
     for n, (mart, (old, new)) in enumerate(sorted(candidates.items())):
+        t0 = time.monotonic()
         try:
-            diff = mart_diff(con, mart, old, new, f"_serving_delta_{n}")
+            diff = mart_diff(con, mart, old, new, f"_serving_delta_{n}", key=keys[mart],
+                             max_share=DELTA_MAX_SHARE)  # fmt: skip
         except duckdb.Error as exc:  # the served snapshot expired (`lakehouse maintain`)
             log.info("serving: %s copied whole (%s)", mart, str(exc).splitlines()[0])
             continue
-        if diff.lost_rows + diff.gained_rows > DELTA_MAX_SHARE * max(diff.rows_now, 1):
-            log.info("serving: %s copied whole: %d rows lost, %d gained of %d", mart,
-                     diff.lost_rows, diff.gained_rows, diff.rows_now)  # fmt: skip
-            diff.drop(con)
+        seconds = time.monotonic() - t0
+        if diff is None:
+            log.info("serving: %s copied whole: over %d%% of its rows changed (%.1fs)", mart,
+                     DELTA_MAX_SHARE * 100, seconds)  # fmt: skip
             continue
         how = "change feed" if diff.by_feed else "compared"
-        log.info("serving: %s: %d rows lost, %d gained of %d (%s)", mart, diff.lost_rows,
-                 diff.gained_rows, diff.rows_now, how)  # fmt: skip
+        log.info("serving: %s: %d rows lost, %d gained of %d (%s, %.1fs)", mart,
+                 diff.lost_rows, diff.gained_rows, diff.rows_now, how, seconds)  # fmt: skip
         out[mart] = diff
     return out
 

@@ -74,3 +74,41 @@ def test_a_reader_kept_open_sees_each_new_publication(tmp_path: Path) -> None:
     assert reader.execute(read).fetchall() == [(3,)]
     reader.close()
     writer.close()
+
+
+def test_a_replaced_mart_diffs_by_key_as_it_does_whole(tmp_path: Path) -> None:
+    """A rebuilt table's changes, found by key and row hash, are those both versions
+    compared whole give: a changed value (NULLs too), a deleted and an added row; either
+    way round (a rollback); and nothing is kept when more than `max_share` changed."""
+    from lake.diff import mart_diff
+
+    lake = Lake(LakeSettings.resolve(str(tmp_path / "lake"), tmp_path, env={}))
+    con = lake.connect()
+    con.execute(f"CREATE SCHEMA lake.{BUILD}")
+    con.execute(f"CREATE TABLE lake.{BUILD}.m AS SELECT range AS id, range % 5 AS g, "
+                "[range] AS l, NULL::INT AS n FROM range(1000)")  # fmt: skip
+    first = current_snapshot(con)
+    con.execute(
+        f"CREATE OR REPLACE TABLE lake.{BUILD}.m AS SELECT id, CASE WHEN id = 7 THEN 9 ELSE g "
+        f"END AS g, l, CASE WHEN id = 8 THEN 1 END AS n FROM lake.{BUILD}.m WHERE id <> 3 "
+        "UNION ALL SELECT 5000, 1, [1], NULL"
+    )
+    second = current_snapshot(con)
+    for old, new in ((first, second), (second, first)):
+        by_key = mart_diff(con, "m", old, new, "k", key=("id",), max_share=0.25)
+        whole = mart_diff(con, "m", old, new, "w")
+        assert by_key is not None and whole is not None
+        assert not by_key.by_feed and not whole.by_feed
+        assert (by_key.lost_rows, by_key.gained_rows, by_key.rows_now) == (3, 3, 1000)
+        assert (whole.lost_rows, whole.gained_rows) == (3, 3)
+        rows = "SELECT * FROM {} ORDER BY ALL"
+        assert con.sql(rows.format(by_key.gained)).fetchall() == con.sql(
+            rows.format(whole.gained)).fetchall()  # fmt: skip
+        assert con.sql(rows.format(by_key.lost)).fetchall() == con.sql(
+            f"SELECT id FROM {whole.lost} ORDER BY ALL").fetchall()  # fmt: skip
+        assert len(con.sql(rows.format(by_key.gained)).fetchall()) == 3
+        by_key.drop(con)
+        whole.drop(con)
+    assert mart_diff(con, "m", first, second, "k", key=("id",), max_share=0.001) is None
+    left = con.sql("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()
+    assert left == (0,)
