@@ -42,11 +42,17 @@ one batch's transaction. Extracting and writing Parquet stay parallel."""
 
 def _retryable(exc: BaseException) -> bool:
     """A commit that lost a race with another writer (DuckLake conflict, or a SQLite
-    catalog busy with another commit): try the transaction again."""
+    catalog busy with another commit): try the transaction again. So is any failed DuckLake
+    commit: since 1.5.3 a commit that meets another one can fail with a bogus reason
+    ("table with id 3 references schema id 2 that does not exist", seen when two ingests
+    created one lake; duckdb/ducklake#1248), and the same transaction run again commits.
+    The failed commit left nothing behind, so a lasting fault only costs the retries."""
     text = str(exc).lower()
     return isinstance(exc, duckdb.Error) and (
         "conflict" in text or "database is locked" in text or "busy" in text
-    )
+        or (isinstance(exc, duckdb.TransactionException)
+            and "failed to commit ducklake transaction" in text)
+    )  # fmt: skip
 
 
 in_transaction = retry(
