@@ -135,7 +135,7 @@ def _serve(project: Any) -> dict[str, Any]:
     served = serve_bi(project)
     assert served is not None
     return {"copied": served.copied, "updated": served.updated, "kept": len(served.kept),
-            "seconds": served.seconds}  # fmt: skip
+            "seconds": served.seconds, "mart_seconds": served.mart_seconds}  # fmt: skip
 
 
 def serve_full(project: Any, **_: Any) -> dict[str, Any]:

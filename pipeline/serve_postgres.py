@@ -112,6 +112,11 @@ class ServedSet:
     """Marts moved across unchanged."""
     dropped: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    """Each step's seconds: diff, load (from the start), swap, vacuum."""
+    mart_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    """mart -> seconds of its own parts: diff, copy (whole), rows (its changed rows
+    loaded), index (keys, indexes, vacuum, comments), apply_delete, apply_insert and
+    apply_count (in the swap)."""
 
 
 def _pg(url: str) -> Any:
@@ -201,10 +206,16 @@ def _load(
     con: duckdb.DuckDBPyConnection, pg: Any, cfg: PostgresServing, load_schema: str,
     snapshots: dict[str, int], docs: dict[str, MartDocs],
     diffs: dict[str, MartDiff] | None = None, create_schema: bool = True,
+    timings: dict[str, dict[str, float]] | None = None,
 ) -> None:  # fmt: skip
     """Copy the marts of `snapshots` whole into `load_schema`, and for each mart of `diffs`
     the keys of the rows it lost (`<mart>__lost`) and the rows it gained (`__gained`)."""
     from psycopg import sql
+
+    timings = {} if timings is None else timings
+
+    def took(mart: str, part: str, since: float) -> None:
+        timings.setdefault(mart, {})[part] = round(time.monotonic() - since, 3)
 
     schema = f"serving_pg.{quote_ident(load_schema)}"
     con.execute(f"ATTACH {quote_str(cfg.url)} AS serving_pg (TYPE postgres)")
@@ -212,20 +223,25 @@ def _load(
         if create_schema:
             con.execute(f"CREATE SCHEMA {schema}")
         for mart, snapshot in sorted(snapshots.items()):
+            t0 = time.monotonic()
             source = mart_at(mart, snapshot, "lake")
             con.execute(
                 f"CREATE TABLE {schema}.{quote_ident(mart)} AS "
                 f"SELECT {_select_for_postgres(con, source)} FROM {source}"
             )
+            took(mart, "copy", t0)
         for mart, diff in sorted((diffs or {}).items()):
+            t0 = time.monotonic()
             key = ", ".join(quote_ident(c) for c in docs[mart].primary_key)
             lost, gained = (quote_ident(t) for t in delta_tables(mart))
             rows = _select_for_postgres(con, diff.gained)
             con.execute(f"CREATE TABLE {schema}.{lost} AS SELECT {key} FROM {diff.lost}")
             con.execute(f"CREATE TABLE {schema}.{gained} AS SELECT {rows} FROM {diff.gained}")
+            took(mart, "rows", t0)
     finally:
         con.execute("DETACH serving_pg")
     for mart in sorted(snapshots):
+        t0 = time.monotonic()
         table = sql.Identifier(load_schema, mart)
         d = docs.get(mart, MartDocs())
         if d.primary_key:
@@ -253,6 +269,7 @@ def _load(
             if text and column in existing:
                 pg.execute(sql.SQL("COMMENT ON COLUMN {} IS {}").format(
                     sql.Identifier(load_schema, mart, column), sql.Literal(text)))  # fmt: skip
+        took(mart, "index", t0)
 
 
 def _tables(pg: Any, schema: str) -> set[str]:
@@ -264,6 +281,7 @@ def _swap(
     pg: Any, cfg: PostgresServing, load_schema: str, snapshots: dict[str, int],
     copied: set[str], run_id: str | None, token: str,
     deltas: dict[str, tuple[tuple[str, ...], int]], layouts: dict[str, str],
+    timings: dict[str, dict[str, float]],
 ) -> tuple[list[str], list[str], str | None, dict[str, int]]:  # fmt: skip
     """One transaction: the marts of `deltas` (mart -> (key, its rows now)) get their
     changes, then the new set becomes `cfg.schema_name`. Returns (kept, dropped, the
@@ -274,8 +292,11 @@ def _swap(
     with pg.transaction():
         pg.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
         # changed rows first, under row locks only: readers go on reading the old rows
-        changed = {m: apply_delta(pg, target, load_schema, m, key, rows)
-                   for m, (key, rows) in sorted(deltas.items())}  # fmt: skip
+        changed: dict[str, int] = {}
+        for mart, (key, rows) in sorted(deltas.items()):
+            parts: dict[str, float] = {}
+            changed[mart] = apply_delta(pg, target, load_schema, mart, key, rows, parts)
+            timings.setdefault(mart, {}).update({f"apply_{k}": v for k, v in parts.items()})
         current = _tables(pg, target)
         kept = sorted(m for m in snapshots if m not in copied and m in current)
         dropped = sorted(current - set(snapshots))
@@ -367,13 +388,14 @@ def publish_to_postgres(
         diffs = plan_deltas(con, {
             m: (served[m][0], snapshots[m]) for m in stale
             if m in present and m in served and served[m][1] == layouts[m] and keys[m]
-        }, keys)  # fmt: skip
+        }, keys, result.mart_seconds)  # fmt: skip
         copied = stale - set(diffs)
         result.seconds["diff"] = round(time.monotonic() - t_diff, 3)
         token = secrets.token_hex(4)
         load_schema = f"{LOAD_PREFIX}{token}"
         try:
-            _load(con, pg, cfg, load_schema, {m: snapshots[m] for m in copied}, docs, diffs)
+            _load(con, pg, cfg, load_schema, {m: snapshots[m] for m in copied}, docs, diffs,
+                  timings=result.mart_seconds)  # fmt: skip
             deltas = {m: (docs[m].primary_key, d.rows_now) for m, d in diffs.items()}
         finally:
             for diff in diffs.values():
@@ -384,9 +406,9 @@ def publish_to_postgres(
         while True:
             attempt += 1
             try:
-                kept, dropped, _old, changed = _swap(
-                    pg, cfg, load_schema, snapshots, copied, run_id, token, deltas, layouts
-                )
+                kept, dropped, _old, changed = _swap(pg, cfg, load_schema, snapshots, copied,
+                                                     run_id, token, deltas, layouts,
+                                                     result.mart_seconds)  # fmt: skip
                 break
             except Drifted as exc:  # what it held was not its snapshot: copy it whole
                 log.warning("serving: %s", exc)

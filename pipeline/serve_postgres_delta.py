@@ -33,10 +33,15 @@ class Drifted(Exception):
 
 
 def apply_delta(
-    pg: Any, target: str, load_schema: str, mart: str, key: tuple[str, ...], rows_now: int
-) -> int:
-    """Delete the rows the mart lost by key, insert those it gained; check the row count."""
+    pg: Any, target: str, load_schema: str, mart: str, key: tuple[str, ...], rows_now: int,
+    timings: dict[str, float] | None = None,
+) -> int:  # fmt: skip
+    """Delete the rows the mart lost by key, insert those it gained; check the row count.
+    `timings` gets each statement's seconds (delete, insert, count)."""
     from psycopg import sql
+
+    timings = {} if timings is None else timings
+    t0 = time.monotonic()
 
     lost, gained = (sql.Identifier(load_schema, t) for t in delta_tables(mart))
     table = sql.Identifier(target, mart)
@@ -44,6 +49,7 @@ def apply_delta(
     deleted = pg.execute(
         sql.SQL("DELETE FROM {} t USING {} l WHERE {}").format(table, lost, match)
     ).rowcount
+    timings["delete"], t0 = round(time.monotonic() - t0, 3), time.monotonic()
     names = [r[0] for r in pg.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
         "AND table_name = %s ORDER BY ordinal_position",
@@ -52,7 +58,9 @@ def apply_delta(
     inserted = pg.execute(
         sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, gained)
     ).rowcount
+    timings["insert"], t0 = round(time.monotonic() - t0, 3), time.monotonic()
     row = pg.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+    timings["count"] = round(time.monotonic() - t0, 3)
     if row is None or row[0] != rows_now:
         raise Drifted(mart, row[0] if row else 0, rows_now)
     return int(deleted) + int(inserted)
@@ -60,11 +68,11 @@ def apply_delta(
 
 def plan_deltas(
     con: duckdb.DuckDBPyConnection, candidates: dict[str, tuple[int, int]],
-    keys: dict[str, tuple[str, ...]],
+    keys: dict[str, tuple[str, ...]], timings: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, MartDiff]:  # fmt: skip
     """For each mart of `candidates` (mart -> (snapshot served, snapshot now)) worth
     bringing up to date by its changed rows, those rows (`lake.diff`; `keys`: each mart's
-    primary key)."""
+    primary key; `timings`: each mart's diff seconds)."""
     from lake.diff import mart_diff
 
     out: dict[str, MartDiff] = {}
@@ -77,6 +85,8 @@ def plan_deltas(
             log.info("serving: %s copied whole (%s)", mart, str(exc).splitlines()[0])
             continue
         seconds = time.monotonic() - t0
+        if timings is not None:
+            timings.setdefault(mart, {})["diff"] = round(seconds, 3)
         if diff is None:
             log.info("serving: %s copied whole: over %d%% of its rows changed (%.1fs)", mart,
                      DELTA_MAX_SHARE * 100, seconds)  # fmt: skip
