@@ -37,6 +37,8 @@ class MartDiff:
     lost_rows: int
     gained_rows: int
     rows_now: int
+    rows_then: int
+    """Its rows at the old snapshot: rows_then - lost_rows + gained_rows == rows_now."""
     by_feed: bool
     """Read from the change feed (True) or from both versions whole (False)."""
 
@@ -104,10 +106,12 @@ def mart_diff(
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(name + '_feed')}")
     counts = con.execute(
         f"SELECT (SELECT count(*) FROM {lost}), (SELECT count(*) FROM {gained}), "
-        f"(SELECT count(*) FROM {mart_at(mart, new, 'lake')})"
+        f"(SELECT count(*) FROM {mart_at(mart, new, 'lake')}), "
+        f"(SELECT count(*) FROM {mart_at(mart, old, 'lake')})"
     ).fetchone()
     assert counts is not None
-    diff = MartDiff(lost, gained, int(counts[0]), int(counts[1]), int(counts[2]), by_feed)
+    lost_rows, gained_rows, rows_now, rows_then = (int(c) for c in counts)
+    diff = MartDiff(lost, gained, lost_rows, gained_rows, rows_now, rows_then, by_feed)
     if max_share is not None and diff.lost_rows + diff.gained_rows > max_share * max(
         diff.rows_now, 1
     ):
@@ -134,10 +138,10 @@ def _diff_by_key(
     try:
         row = con.execute(
             f"SELECT count(*) FILTER (_was), count(*) FILTER (_now), "
-            f"(SELECT count(*) FROM {now}) FROM {changed}"
+            f"(SELECT count(*) FROM {now}), (SELECT count(*) FROM {was}) FROM {changed}"
         ).fetchone()
         assert row is not None
-        lost_rows, gained_rows, rows_now = (int(v) for v in row)
+        lost_rows, gained_rows, rows_now, rows_then = (int(v) for v in row)
         if max_share is not None and lost_rows + gained_rows > max_share * max(rows_now, 1):
             return None
         con.execute(f"CREATE OR REPLACE TEMP TABLE {lost} AS SELECT {k} FROM {changed} WHERE _was")
@@ -147,4 +151,4 @@ def _diff_by_key(
         )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {changed}")
-    return MartDiff(lost, gained, lost_rows, gained_rows, rows_now, by_feed=False)
+    return MartDiff(lost, gained, lost_rows, gained_rows, rows_now, rows_then, by_feed=False)

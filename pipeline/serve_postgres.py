@@ -20,8 +20,9 @@ is configured every publication is also written there, in three steps:
 A mart no build touched is never copied again, and a changed mart that PostgreSQL holds
 at an earlier snapshot, with the same columns, keys and docs, is not copied either: the
 rows it lost and gained since (`lake.diff`, read from its change feed) are loaded, then
-applied inside the swap transaction, before its locks (deleted by primary key, inserted),
-and the table's row count checked against the lake's. Readers keep reading the old rows
+applied inside the swap transaction, before its locks (deleted by primary key, inserted):
+each lost key must be served once, and no gained key yet, else the mart is copied whole
+(a table edited by hand where the change touches it). Readers keep reading the old rows
 meanwhile (MVCC) and see the new ones at the swap's commit, with the rest of the set. So
 publishing after a small change costs the rows that changed. A mart whose changes are more
 than `DELTA_MAX_SHARE` of its rows, that has no primary key, or whose old snapshot has
@@ -283,7 +284,7 @@ def _swap(
     deltas: dict[str, tuple[tuple[str, ...], int]], layouts: dict[str, str],
     timings: dict[str, dict[str, float]],
 ) -> tuple[list[str], list[str], str | None, dict[str, int]]:  # fmt: skip
-    """One transaction: the marts of `deltas` (mart -> (key, its rows now)) get their
+    """One transaction: the marts of `deltas` (mart -> (key, the rows it lost)) get their
     changes, then the new set becomes `cfg.schema_name`. Returns (kept, dropped, the
     previous schema's new name, rows changed per mart of `deltas`)."""
     from psycopg import sql
@@ -388,6 +389,7 @@ def publish_to_postgres(
         diffs = plan_deltas(con, {
             m: (served[m][0], snapshots[m]) for m in stale
             if m in present and m in served and served[m][1] == layouts[m] and keys[m]
+            and docs.get(m, MartDocs()).by_delta
         }, keys, result.mart_seconds)  # fmt: skip
         copied = stale - set(diffs)
         result.seconds["diff"] = round(time.monotonic() - t_diff, 3)
@@ -396,7 +398,7 @@ def publish_to_postgres(
         try:
             _load(con, pg, cfg, load_schema, {m: snapshots[m] for m in copied}, docs, diffs,
                   timings=result.mart_seconds)  # fmt: skip
-            deltas = {m: (docs[m].primary_key, d.rows_now) for m, d in diffs.items()}
+            deltas = {m: (docs[m].primary_key, d.lost_rows) for m, d in diffs.items()}
         finally:
             for diff in diffs.values():
                 diff.drop(con)

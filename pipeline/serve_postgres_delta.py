@@ -26,19 +26,20 @@ def delta_tables(mart: str) -> tuple[str, str]:
 class Drifted(Exception):
     """A served table did not hold what its recorded snapshot says (edited by hand?)."""
 
-    def __init__(self, mart: str, rows: int, expected: int) -> None:
-        super().__init__(f"{mart}: {rows} rows after its changes were applied, the lake "
-                         f"has {expected}; copied whole instead")  # fmt: skip
+    def __init__(self, mart: str, found: str) -> None:
+        super().__init__(f"{mart}: {found}; copied whole instead")
         self.mart = mart
 
 
 def apply_delta(
-    pg: Any, target: str, load_schema: str, mart: str, key: tuple[str, ...], rows_now: int,
+    pg: Any, target: str, load_schema: str, mart: str, key: tuple[str, ...], lost_rows: int,
     timings: dict[str, float] | None = None,
 ) -> int:  # fmt: skip
-    """Delete the rows the mart lost by key, insert those it gained; check the row count.
-    `timings` gets each statement's seconds (delete, insert, count)."""
-    from psycopg import sql
+    """Delete the rows the mart lost by key, insert those it gained. Every lost key must be
+    there once and no gained key yet (else `Drifted`): each is a row the served table holds
+    at the snapshot it was recorded at, whatever its size; a full count would cost a scan of
+    the table (1.9 s of 24M order lines). `timings` gets each statement's seconds."""
+    from psycopg import errors, sql
 
     timings = {} if timings is None else timings
     t0 = time.monotonic()
@@ -50,19 +51,20 @@ def apply_delta(
         sql.SQL("DELETE FROM {} t USING {} l WHERE {}").format(table, lost, match)
     ).rowcount
     timings["delete"], t0 = round(time.monotonic() - t0, 3), time.monotonic()
+    if deleted != lost_rows:
+        raise Drifted(mart, f"{deleted} of the {lost_rows} rows it lost were served")
     names = [r[0] for r in pg.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
         "AND table_name = %s ORDER BY ordinal_position",
         [load_schema, delta_tables(mart)[1]])]  # fmt: skip
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in names)
-    inserted = pg.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, gained)
-    ).rowcount
-    timings["insert"], t0 = round(time.monotonic() - t0, 3), time.monotonic()
-    row = pg.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
-    timings["count"] = round(time.monotonic() - t0, 3)
-    if row is None or row[0] != rows_now:
-        raise Drifted(mart, row[0] if row else 0, rows_now)
+    try:
+        inserted = pg.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, gained)
+        ).rowcount
+    except errors.UniqueViolation:
+        raise Drifted(mart, "a row it gained was served already") from None
+    timings["insert"] = round(time.monotonic() - t0, 3)
     return int(deleted) + int(inserted)
 
 
@@ -90,6 +92,12 @@ def plan_deltas(
         if diff is None:
             log.info("serving: %s copied whole: over %d%% of its rows changed (%.1fs)", mart,
                      DELTA_MAX_SHARE * 100, seconds)  # fmt: skip
+            continue
+        if diff.rows_then - diff.lost_rows + diff.gained_rows != diff.rows_now:
+            log.warning("serving: %s copied whole: %d rows - %d lost + %d gained is not its "
+                        "%d rows", mart, diff.rows_then, diff.lost_rows, diff.gained_rows,
+                        diff.rows_now)  # fmt: skip
+            diff.drop(con)
             continue
         how = "change feed" if diff.by_feed else "compared"
         log.info("serving: %s: %d rows lost, %d gained of %d (%s, %.1fs)", mart,

@@ -21,11 +21,19 @@ class MartDocs:
     indexes: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
     """(key columns, included columns) of each index the model asks for in its dbt
     `meta: {serving: {indexes: [{columns: [...], include: [...]}]}}`."""
+    by_delta: bool = True
+    """False where the model says `meta: {serving: {delta: false}}`: every row of it changes
+    with each build (a ratio to a total, an age), so looking for its changed rows only
+    costs a comparison before the whole copy it gets anyway."""
+
+
+def _serving(node: dict[str, Any]) -> dict[str, Any]:
+    meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
+    return meta.get("serving") or {}
 
 
 def _indexes(node: dict[str, Any]) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
-    meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
-    wanted = (meta.get("serving") or {}).get("indexes") or []
+    wanted = _serving(node).get("indexes") or []
     out = []
     for index in wanted:
         cols = index.get("columns") if isinstance(index, dict) else index
@@ -72,6 +80,7 @@ def mart_docs(manifest_path: Path) -> dict[str, MartDocs]:
             columns={c: (v.get("description") or "") for c, v in node.get("columns", {}).items()},
             primary_key=(keys[0],) if keys else combos.get(uid, ()),
             indexes=_indexes(node),
+            by_delta=_serving(node).get("delta", True) is not False,
         )
     return out
 
