@@ -281,12 +281,12 @@ def _tables(pg: Any, schema: str) -> set[str]:
 def _swap(
     pg: Any, cfg: PostgresServing, load_schema: str, snapshots: dict[str, int],
     copied: set[str], run_id: str | None, token: str,
-    deltas: dict[str, tuple[tuple[str, ...], int, int]], layouts: dict[str, str],
+    deltas: dict[str, tuple[tuple[str, ...], int]], layouts: dict[str, str],
     timings: dict[str, dict[str, float]],
 ) -> tuple[list[str], list[str], str | None, dict[str, int]]:  # fmt: skip
-    """One transaction: the marts of `deltas` (mart -> (key, the rows it lost, its rows))
-    get their changes, then the new set becomes `cfg.schema_name`. Returns (kept, dropped,
-    the previous schema's new name, rows changed per mart of `deltas`)."""
+    """One transaction: the marts of `deltas` (mart -> (key, the rows it lost)) get their
+    changes, then the new set becomes `cfg.schema_name`. Returns (kept, dropped, the
+    previous schema's new name, rows changed per mart of `deltas`)."""
     from psycopg import sql
 
     target, new, old = cfg.schema_name, f"_lakehouse_new_{token}", f"{OLD_PREFIX}{token}"
@@ -294,9 +294,9 @@ def _swap(
         pg.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
         # changed rows first, under row locks only: readers go on reading the old rows
         changed: dict[str, int] = {}
-        for mart, (key, lost, rows) in sorted(deltas.items()):
+        for mart, (key, rows) in sorted(deltas.items()):
             parts: dict[str, float] = {}
-            changed[mart] = apply_delta(pg, target, load_schema, mart, key, lost, rows, parts)
+            changed[mart] = apply_delta(pg, target, load_schema, mart, key, rows, parts)
             timings.setdefault(mart, {}).update({f"apply_{k}": v for k, v in parts.items()})
         current = _tables(pg, target)
         kept = sorted(m for m in snapshots if m not in copied and m in current)
@@ -398,8 +398,7 @@ def publish_to_postgres(
         try:
             _load(con, pg, cfg, load_schema, {m: snapshots[m] for m in copied}, docs, diffs,
                   timings=result.mart_seconds)  # fmt: skip
-            deltas = {m: (docs[m].primary_key, d.lost_rows, d.rows_now)
-                      for m, d in diffs.items()}  # fmt: skip
+            deltas = {m: (docs[m].primary_key, d.lost_rows) for m, d in diffs.items()}
         finally:
             for diff in diffs.values():
                 diff.drop(con)

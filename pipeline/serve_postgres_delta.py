@@ -23,12 +23,6 @@ def delta_tables(mart: str) -> tuple[str, str]:
     return f"{mart[:50]}__lost", f"{mart[:50]}__gained"
 
 
-PROBE_SHARE = 0.02
-"""A mart that lost at most this share of its rows has them deleted by lookups in its key's
-index. The table of lost keys was just loaded and has no statistics, and PostgreSQL then
-plans a hash join that reads the whole served table: 1.9 s for 72,000 of 24M order lines."""
-
-
 class Drifted(Exception):
     """A served table did not hold what its recorded snapshot says (edited by hand?)."""
 
@@ -39,7 +33,7 @@ class Drifted(Exception):
 
 def apply_delta(
     pg: Any, target: str, load_schema: str, mart: str, key: tuple[str, ...], lost_rows: int,
-    rows_now: int, timings: dict[str, float] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> int:  # fmt: skip
     """Delete the rows the mart lost by key, insert those it gained. Every lost key must be
     there once and no gained key yet (else `Drifted`): each is a row the served table holds
@@ -53,16 +47,9 @@ def apply_delta(
     lost, gained = (sql.Identifier(load_schema, t) for t in delta_tables(mart))
     table = sql.Identifier(target, mart)
     match = sql.SQL(" AND ").join(sql.SQL("t.{0} = l.{0}").format(sql.Identifier(c)) for c in key)
-    probe = lost_rows <= PROBE_SHARE * rows_now
-    if probe:  # by its key's index, not a hash join over the whole table (see PROBE_SHARE)
-        pg.execute("SET LOCAL enable_hashjoin = off")
-        pg.execute("SET LOCAL enable_mergejoin = off")
     deleted = pg.execute(
         sql.SQL("DELETE FROM {} t USING {} l WHERE {}").format(table, lost, match)
     ).rowcount
-    if probe:
-        pg.execute("SET LOCAL enable_hashjoin = on")
-        pg.execute("SET LOCAL enable_mergejoin = on")
     timings["delete"], t0 = round(time.monotonic() - t0, 3), time.monotonic()
     if deleted != lost_rows:
         raise Drifted(mart, f"{deleted} of the {lost_rows} rows it lost were served")
