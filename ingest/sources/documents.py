@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.sources.base import Extract, Opened
-from ingest.sources.files import FileSource, glob_root, unchanged
+from ingest.sources.files import FileSource, fingerprints, glob_root, unchanged
 from lake import TableState, layout
 
 SCHEMA = pa.schema([
@@ -90,8 +90,7 @@ class DocumentSource(FileSource):
             if before and unchanged(landed, size, mtime):
                 continue
             digest = self.digest(filename)
-            fingerprint = hashlib.sha256(f"{key}\0{digest}".encode()).hexdigest()
-            legacy = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
+            fingerprint, legacy = fingerprints(key, filename, digest)
             if not before or before[2] not in (fingerprint, legacy):
                 new.append([filename, size, mtime, fingerprint, hashed_at, key])
         if not new:

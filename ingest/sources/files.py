@@ -43,6 +43,13 @@ def glob_root(pattern: str) -> str:
     return pattern[: pattern.rfind("/", 0, wild) + 1]
 
 
+def fingerprints(key: str, filename: str, digest: str) -> tuple[str, str]:
+    """A file's fingerprint: its path below the glob's folder (`key`) and its content; and
+    the one lakes written before keys were relative gave it (by its full path)."""
+    return (hashlib.sha256(f"{key}\0{digest}".encode()).hexdigest(),
+            hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest())  # fmt: skip
+
+
 class FileSource(Source):
     """A source whose table is a glob of files; subclasses say how to read one file."""
 
@@ -99,8 +106,7 @@ class FileSource(Source):
                 continue  # unchanged since it landed: not even re-read
             hashed_at = int(time.time() * 1000)
             digest = self.digest(filename)
-            fingerprint = hashlib.sha256(f"{key}\0{digest}".encode()).hexdigest()
-            legacy = hashlib.sha256(f"{filename}\0{digest}".encode()).hexdigest()
+            fingerprint, legacy = fingerprints(key, filename, digest)
             if before and before.fingerprint in (fingerprint, legacy):
                 continue  # touched (or moved with its project), same content
             meta: dict[str, Any] = {
