@@ -40,7 +40,7 @@ class MartDiff:
     rows_then: int
     """Its rows at the old snapshot: rows_then - lost_rows + gained_rows == rows_now."""
     by_feed: bool
-    """Read from the change feed (True) or from both versions whole (False)."""
+    """Read from the change feed (True) or by comparing both versions (False)."""
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP TABLE IF EXISTS {self.lost}")
@@ -112,12 +112,14 @@ def mart_diff(
     assert counts is not None
     lost_rows, gained_rows, rows_now, rows_then = (int(c) for c in counts)
     diff = MartDiff(lost, gained, lost_rows, gained_rows, rows_now, rows_then, by_feed)
-    if max_share is not None and diff.lost_rows + diff.gained_rows > max_share * max(
-        diff.rows_now, 1
-    ):
+    if _too_many(max_share, lost_rows, gained_rows, rows_now):
         diff.drop(con)
         return None
     return diff
+
+
+def _too_many(max_share: float | None, lost_rows: int, gained_rows: int, rows_now: int) -> bool:
+    return max_share is not None and lost_rows + gained_rows > max_share * max(rows_now, 1)
 
 
 def _diff_by_key(
@@ -142,7 +144,7 @@ def _diff_by_key(
         ).fetchone()
         assert row is not None
         lost_rows, gained_rows, rows_now, rows_then = (int(v) for v in row)
-        if max_share is not None and lost_rows + gained_rows > max_share * max(rows_now, 1):
+        if _too_many(max_share, lost_rows, gained_rows, rows_now):
             return None
         con.execute(f"CREATE OR REPLACE TEMP TABLE {lost} AS SELECT {k} FROM {changed} WHERE _was")
         con.execute(
