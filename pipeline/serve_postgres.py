@@ -3,11 +3,11 @@
 Metabase, Superset, Tableau, Power BI and psql speak PostgreSQL, so when `serving.postgres`
 is configured every publication is also written there, in three steps:
 
-1. Load. Each mart whose published snapshot differs from the one PostgreSQL holds is
-   copied (DuckDB's postgres extension, binary COPY) into a private schema
-   `_lakehouse_load_<token>`, then keyed (a primary key on the columns dbt tests as
-   `unique` + `not_null`), indexed as its dbt `meta.serving.indexes` asks, vacuumed and
-   analyzed, and commented (dbt's descriptions). Nothing a reader sees yet.
+1. Load (`pipeline.serve_postgres_load`). Each mart whose published snapshot differs from
+   the one PostgreSQL holds is copied (DuckDB's postgres extension, binary COPY) into a
+   private schema `_lakehouse_load_<token>`, then keyed (a primary key on the columns dbt
+   tests as `unique` + `not_null`), indexed as its dbt `meta.serving.indexes` asks,
+   vacuumed and analyzed, and commented (dbt's descriptions). Nothing a reader sees yet.
 2. Swap, in one short transaction: a new schema gets the loaded tables plus the unchanged
    ones, moved (`ALTER TABLE ... SET SCHEMA` is a catalog update, no copy); the schema
    readers use is renamed away and the new one renamed to it; read rights are granted;
@@ -46,17 +46,9 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
-from lake.diff import MartDiff
-from lake.duck import quote_ident, quote_str
-from lake.publish import mart_at
 from lake.redact import redact
-from pipeline.serve_postgres_delta import (
-    Drifted,
-    apply_delta,
-    delta_tables,
-    plan_deltas,
-    vacuum_changed,
-)
+from pipeline.serve_postgres_delta import Drifted, apply_delta, plan_deltas, vacuum_changed
+from pipeline.serve_postgres_load import load
 from pipeline.serving_docs import MartDocs, layout_hash
 
 log = logging.getLogger("lakehouse.serve_postgres")
@@ -116,8 +108,8 @@ class ServedSet:
     """Each step's seconds: diff, load (from the start), swap, vacuum."""
     mart_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
     """mart -> seconds of its own parts: diff, copy (whole), rows (its changed rows
-    loaded), index (keys, indexes, vacuum, comments), apply_delete, apply_insert and
-    apply_count (in the swap)."""
+    loaded), index (keys, indexes, vacuum, comments), apply_delete and apply_insert (in
+    the swap)."""
 
 
 def _pg(url: str) -> Any:
@@ -183,94 +175,6 @@ def _setup(pg: Any, cfg: PostgresServing) -> None:
         if cfg.reader_work_mem:
             pg.execute(sql.SQL("ALTER ROLE {} SET work_mem = {}").format(
                 role, sql.Literal(cfg.reader_work_mem)))  # fmt: skip
-
-
-def _select_for_postgres(con: duckdb.DuckDBPyConnection, source: str) -> str:
-    """The mart's columns, with the types PostgreSQL has no exact match for converted:
-    HUGEINT and UBIGINT to numeric (not float), structs and maps to JSON."""
-    cols = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-    out = []
-    for name, dtype, *_ in cols:
-        q = quote_ident(name)
-        if dtype in ("HUGEINT", "UHUGEINT"):
-            out.append(f"{q}::DECIMAL(38, 0) AS {q}")
-        elif dtype == "UBIGINT":
-            out.append(f"{q}::DECIMAL(20, 0) AS {q}")
-        elif dtype.startswith(("STRUCT", "MAP", "UNION")):
-            out.append(f"to_json({q}) AS {q}")
-        else:
-            out.append(q)
-    return ", ".join(out)
-
-
-def _load(
-    con: duckdb.DuckDBPyConnection, pg: Any, cfg: PostgresServing, load_schema: str,
-    snapshots: dict[str, int], docs: dict[str, MartDocs],
-    diffs: dict[str, MartDiff] | None = None, create_schema: bool = True,
-    timings: dict[str, dict[str, float]] | None = None,
-) -> None:  # fmt: skip
-    """Copy the marts of `snapshots` whole into `load_schema`, and for each mart of `diffs`
-    the keys of the rows it lost (`<mart>__lost`) and the rows it gained (`__gained`)."""
-    from psycopg import sql
-
-    timings = {} if timings is None else timings
-
-    def took(mart: str, part: str, since: float) -> None:
-        timings.setdefault(mart, {})[part] = round(time.monotonic() - since, 3)
-
-    schema = f"serving_pg.{quote_ident(load_schema)}"
-    con.execute(f"ATTACH {quote_str(cfg.url)} AS serving_pg (TYPE postgres)")
-    try:
-        if create_schema:
-            con.execute(f"CREATE SCHEMA {schema}")
-        for mart, snapshot in sorted(snapshots.items()):
-            t0 = time.monotonic()
-            source = mart_at(mart, snapshot, "lake")
-            con.execute(
-                f"CREATE TABLE {schema}.{quote_ident(mart)} AS "
-                f"SELECT {_select_for_postgres(con, source)} FROM {source}"
-            )
-            took(mart, "copy", t0)
-        for mart, diff in sorted((diffs or {}).items()):
-            t0 = time.monotonic()
-            key = ", ".join(quote_ident(c) for c in docs[mart].primary_key)
-            lost, gained = (quote_ident(t) for t in delta_tables(mart))
-            rows = _select_for_postgres(con, diff.gained)
-            con.execute(f"CREATE TABLE {schema}.{lost} AS SELECT {key} FROM {diff.lost}")
-            con.execute(f"CREATE TABLE {schema}.{gained} AS SELECT {rows} FROM {diff.gained}")
-            took(mart, "rows", t0)
-    finally:
-        con.execute("DETACH serving_pg")
-    for mart in sorted(snapshots):
-        t0 = time.monotonic()
-        table = sql.Identifier(load_schema, mart)
-        d = docs.get(mart, MartDocs())
-        if d.primary_key:
-            pk = sql.SQL(", ").join(sql.Identifier(c) for c in d.primary_key)
-            pg.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, pk))
-        for n, (columns, include) in enumerate(d.indexes):
-            ident = sql.Identifier(f"{mart}_serving_{n}"[:63])
-            keys = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-            extra = (sql.SQL(" INCLUDE ({})").format(sql.SQL(", ").join(
-                sql.Identifier(c) for c in include)) if include else sql.SQL(""))  # fmt: skip
-            pg.execute(sql.SQL("CREATE INDEX {} ON {} ({}){}").format(ident, table, keys, extra))
-        # statistics for the planner, and the visibility map an index-only scan needs;
-        # then no autovacuum: a served table never changes, and an autovacuum worker's lock
-        # would hold up every swap (it yields only to a lock wait longer than ours)
-        pg.execute(sql.SQL("VACUUM (ANALYZE) {}").format(table))
-        pg.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(table))
-        if d.description:
-            pg.execute(
-                sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(d.description))
-            )
-        existing = {r[0] for r in pg.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s", [load_schema, mart])}  # fmt: skip
-        for column, text in d.columns.items():
-            if text and column in existing:
-                pg.execute(sql.SQL("COMMENT ON COLUMN {} IS {}").format(
-                    sql.Identifier(load_schema, mart, column), sql.Literal(text)))  # fmt: skip
-        took(mart, "index", t0)
 
 
 def _tables(pg: Any, schema: str) -> set[str]:
@@ -396,7 +300,7 @@ def publish_to_postgres(
         token = secrets.token_hex(4)
         load_schema = f"{LOAD_PREFIX}{token}"
         try:
-            _load(con, pg, cfg, load_schema, {m: snapshots[m] for m in copied}, docs, diffs,
+            load(con, pg, cfg.url, load_schema, {m: snapshots[m] for m in copied}, docs, diffs,
                   timings=result.mart_seconds)  # fmt: skip
             deltas = {m: (docs[m].primary_key, d.lost_rows) for m, d in diffs.items()}
         finally:
@@ -416,7 +320,7 @@ def publish_to_postgres(
                 log.warning("serving: %s", exc)
                 deltas.pop(exc.mart)
                 copied.add(exc.mart)
-                _load(con, pg, cfg, load_schema, {exc.mart: snapshots[exc.mart]}, docs,
+                load(con, pg, cfg.url, load_schema, {exc.mart: snapshots[exc.mart]}, docs,
                       create_schema=False)  # fmt: skip
             except (errors.LockNotAvailable, errors.DeadlockDetected):
                 if attempt >= SWAP_ATTEMPTS:
