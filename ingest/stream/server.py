@@ -157,6 +157,9 @@ def serve(
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
+    # listening now, not when uvicorn gets to it after the lifespan startup: a client that
+    # reads collector.json below is queued in the backlog instead of refused
+    sock.listen(2048)  # uvicorn's own default backlog
     url = f"http://{settings.host}:{sock.getsockname()[1]}"
     subscribers = [Subscriber(collector, s) for s in sources if s.kind == "mqtt"]
 
@@ -166,7 +169,9 @@ def serve(
         loop = asyncio.get_running_loop()
         for sub in subscribers:
             sub.start(loop)
-        (log_dir / "collector.json").write_text(json.dumps({"url": url}))
+        ready = log_dir / "collector.json"
+        ready.with_suffix(".tmp").write_text(json.dumps({"url": url}))
+        ready.with_suffix(".tmp").replace(ready)  # whole or absent to whoever polls for it
         if on_ready:
             on_ready(url)
         try:

@@ -123,6 +123,34 @@ def _click(i: int, **extra: Any) -> dict[str, Any]:
             "props": {"ab": "v2", "n": [i]}, **extra}  # fmt: skip
 
 
+_PROBE = """
+import os, signal, socket, sys
+from pipeline.config import load_project
+from ingest.stream.server import serve
+
+project = load_project(sys.argv[1])
+def probe(url):  # the moment collector.json is written: a client may connect now
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        print("accepted", flush=True)
+    except OSError as exc:
+        print(f"refused: {exc}", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+serve(project.lake, project.spec.sources, project.spec.collector, project.collector_log_dir, probe)
+"""
+
+
+def test_a_collector_that_says_it_is_ready_takes_connections(tmp_path: Path) -> None:
+    """collector.json is written in the app's start-up, before uvicorn serves the socket:
+    the socket must listen already, or a client that saw the file is refused (CI saw it)."""
+    project = _project(tmp_path)
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(project.path)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.stdout.strip() == "accepted", done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+
+
 def test_concurrent_clients_good_and_malformed_events(tmp_path: Path) -> None:
     project = _project(tmp_path, {"token": "collector-secret-1", "max_request_mb": 0.05})
     auth = {"Authorization": "Bearer collector-secret-1"}
