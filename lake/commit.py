@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,7 @@ from lake.errors import LakeError
 from lake.storage import Storage
 
 FAILPOINT_ENV = "LAKEHOUSE_FAILPOINT"  # test hook: crash at a named step (see tests)
+PAUSE_ENV = "LAKEHOUSE_PAUSE"  # test hook, `step:path`: wait at a named step for path to exist
 LINEAGE_COLUMNS = ("_load_id", "_source_file", "_ingested_at")
 
 log = logging.getLogger("lakehouse.lake")
@@ -81,8 +83,17 @@ def new_load_id(fingerprint: str, now: datetime | None = None) -> str:
 
 
 def failpoint(name: str) -> None:
+    """Test hooks at a named step: die there (`LAKEHOUSE_FAILPOINT=step`), or stop there
+    until a file exists (`LAKEHOUSE_PAUSE=step:path`; `path.reached` says it got there),
+    so a test can order two processes without guessing at timings."""
     if os.environ.get(FAILPOINT_ENV) == name:
         os._exit(86)
+    step, _, path = os.environ.get(PAUSE_ENV, "").partition(":")
+    if step == name and path:
+        open(f"{path}.reached", "w").close()
+        deadline = time.monotonic() + 600
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def describe_change(old: list[list[str]] | None, new: list[list[str]]) -> str:

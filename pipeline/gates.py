@@ -19,6 +19,7 @@ from lake import (
     quarantine_batch,
     record_gate,
 )
+from lake.commit import failpoint
 from lake.duck import attach_sql, connection_config, quote_ident, quote_str
 from lake.layout import BUILD
 from lake.publish import built_marts, changes_since, current_snapshot, published_snapshots
@@ -161,6 +162,7 @@ def check_raw(
             for record in records
         ]  # fmt: skip
         record_gate(con, verdicts, run_id)
+        failpoint("raw_gate_before_quarantine")
         for record, passed in verdicts:
             if passed:
                 continue

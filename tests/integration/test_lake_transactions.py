@@ -7,15 +7,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bench.batch_commit import land_batches
 from examples.shop.shop_day import next_day
 from lake import Lake, LakeSettings, NewBatch, commit_batch, layout, load_state, new_load_id
 from pipeline.config import load_project
+from pipeline.errors import StageFailed
 from pipeline.run import run_pipeline
 from pipeline.transform import build
 from tests.integration.helpers import cli, lake_sql, published_marts, shop_db, table_state
@@ -206,8 +209,9 @@ def test_catalog_settings(tmp_path: Path) -> None:
 
 def test_ingest_while_the_raw_gate_runs(make_project) -> None:
     """A gate and an ingest of the same table at once: the gate judges the batches it saw,
-    quarantines the bad one under the table's lock, and the batch landed meanwhile waits
-    for the next gate, whole."""
+    quarantines the bad one under the table's lock, and the batches landed between its
+    verdicts and its quarantine wait for the next gate, whole; once the source is fixed,
+    every good row is in the raw table and the bad one is not."""
     project = make_project()
     run_pipeline(project, stages=("ingest", "check_raw"))
     insert = (
@@ -216,26 +220,53 @@ def test_ingest_while_the_raw_gate_runs(make_project) -> None:
     )
     shop_db(project, insert, (990101, "lost", "2026-06-01 00:00:00"))  # a bad batch
     run_pipeline(project, stages=("ingest",))
+    # the gate stops between its verdicts and the quarantine (a test hook) while good
+    # batches land: the order is fixed, not left to how fast each process happens to be
+    go = project.base_dir / "gate-go"
     gate = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "--project", str(project.path), "check", "raw"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "LAKEHOUSE_PAUSE": f"raw_gate_before_quarantine:{go}"},
     )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not Path(f"{go}.reached").exists():
+        assert gate.poll() is None, gate.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "the gate never reached its verdicts"
+        time.sleep(0.1)
     for n in range(3):  # good batches, landing while the gate runs
         shop_db(project, insert, (990200 + n, "placed", f"2026-06-02 00:00:0{n}"))
         run_pipeline(project, stages=("ingest",))
+    go.touch()
     _, err = gate.communicate(timeout=300)
     assert gate.returncode == 1 and "expect_column_values_to_be_in_set" in err, err[-2000:]
     assert "Traceback" not in err
     state = table_state(project, "shop", "orders")
     bad = next(b for b in state.batches if not b.in_raw_zone)
     assert bad.gate == "failed"
-    # the good rows are in the raw table, the bad one is not; the next gate passes them
-    rows = lake_sql(project, "SELECT count(DISTINCT order_id) FROM lake.shop.orders "
-                    "WHERE order_id >= 990100")  # fmt: skip
-    assert rows == [(3,)]
+    later = [b for b in state.batches if b.load_id > bad.load_id]
+    assert len(later) == 3 and all(b.gate is None for b in later)  # the next gate's
+    # they landed whole: the quarantine took the bad batch's rows, none of theirs
+    per_batch = lake_sql(project, "SELECT _load_id, count(*) FROM lake.shop.orders WHERE "
+                         f"_load_id IN {tuple(b.load_id for b in later)} GROUP BY 1")  # fmt: skip
+    assert dict(per_batch) == {b.load_id: b.landed_rows for b in later}
+    # the first of them re-read the bad row through the cursor's 10-minute lag (it landed
+    # while the bad batch was still in the raw table): the next gate has it, not staging
+    carried = lake_sql(project, "SELECT _load_id FROM lake.shop.orders WHERE status = 'lost' "
+                       "AND order_id = 990101")  # fmt: skip
+    assert carried == [(later[0].load_id,)]
     shop_db(project, "UPDATE orders SET status = 'placed', updated_at = '2026-06-03 00:00:00' "
             "WHERE order_id = 990101")  # the source is fixed  # fmt: skip
+    with pytest.raises(StageFailed, match="expect_column_values_to_be_in_set"):
+        run_pipeline(project, stages=("ingest", "check_raw"))
+    state = table_state(project, "shop", "orders")
+    assert state.batch(later[0].load_id).status == "quarantined"
+    assert all(state.batch(b.load_id).gate == "passed" for b in later[1:])
     record = run_pipeline(project, stages=("ingest", "check_raw"))
     assert record.status == "passed", record.error
-    assert all(b.gate == "passed" for b in table_state(project, "shop", "orders").batches
-               if b.in_raw_zone)  # fmt: skip
+    state = table_state(project, "shop", "orders")
+    assert all(b.gate == "passed" for b in state.batches if b.in_raw_zone)
+    # nothing lost: every good row and the fixed one are in the raw table, the bad one not
+    rows = lake_sql(project, "SELECT DISTINCT order_id, status FROM lake.shop.orders "
+                    "WHERE order_id >= 990100 ORDER BY 1")  # fmt: skip
+    assert rows == [(990101, "placed"), (990200, "placed"), (990201, "placed"),
+                    (990202, "placed")]  # fmt: skip
