@@ -32,6 +32,7 @@ from lake import (
     Lake,
     NewBatch,
     SchemaConflict,
+    StatesRead,
     TableState,
     commit_batch,
     describe_change,
@@ -270,10 +271,12 @@ def ingest_table(
     shared: duckdb.DuckDBPyConnection,
     run_id: str | None = None,
     timeout_s: float | None = None,
+    states: StatesRead | None = None,
 ) -> TableReport:
     """Land a table's new inputs; `shared` is the run's DuckDB database (this worker
     opens its own connection, with its own transactions and temporary tables, to it).
-    `timeout_s`: interrupt its DuckDB work after that long (what was committed stays)."""
+    `timeout_s`: interrupt its DuckDB work after that long (what was committed stays).
+    `states`: the batch log as the run read it before its tables started."""
     report = TableReport(src.name, tbl.name)
     started = time.monotonic()
     con = shared.cursor()
@@ -289,7 +292,11 @@ def ingest_table(
         timer.start()
     try:
         with lake.table_lock(src.name, tbl.name):  # one writer per table
-            state = load_state(con, src.name, tbl.name)
+            state = (
+                states.take(con, src.name, tbl.name)
+                if states
+                else load_state(con, src.name, tbl.name)
+            )
             held = {b.fingerprint: b for b in state.batches if not b.in_raw_zone}
             kind = SnapshotDiffSource if tbl.cdc else KINDS[src.kind]
             source = kind(src, tbl, lake, base_dir)
@@ -363,6 +370,7 @@ def run_ingest(
         # even when only some were asked for (its slot moves past what all of them hold)
         by_slot = {s.name: (s, [t for t in s.tables if t.reads_log(s)])
                    for s, t in chosen if t.reads_log(s)}  # fmt: skip
+        states = StatesRead(shared)  # (a run with nothing new reads the log once)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
             futures = [
                 pool.submit(
@@ -374,6 +382,7 @@ def run_ingest(
                     shared,
                     run_id,
                     settings.table_timeout_s,
+                    states,
                 )
                 for s, t in chosen
                 if not t.reads_log(s)

@@ -16,6 +16,7 @@ import duckdb
 from lake import layout
 from lake.batches import (
     BatchRecord,
+    StatesRead,
     TableState,
     all_states,
     ensure_schemas,
@@ -122,6 +123,7 @@ __all__ = [
     "S3Settings",
     "S3Storage",
     "SchemaConflict",
+    "StatesRead",
     "Storage",
     "TableState",
     "all_states",

@@ -310,6 +310,39 @@ def load_state(con: duckdb.DuckDBPyConnection, source: str, table: str) -> Table
     return found[0] if found else TableState(source, table)
 
 
+def _snapshot_now(con: duckdb.DuckDBPyConnection) -> int:
+    with CATALOG_LOCK:
+        row = con.execute("SELECT id FROM lake.current_snapshot()").fetchone()
+    return int(row[0]) if row else 0
+
+
+class StatesRead:
+    """Every table's state folded once, as of one lake snapshot, for a run that lands
+    many tables: reading the log costs about as much for all of them as for one, and
+    the reads take turns (`CATALOG_LOCK`). A table's state is taken from it only while
+    the lake has committed nothing since; else it is read again. Call `take` holding the
+    table's lock: every batch and quarantine of a table commits under that lock, so no
+    commit can then change what was checked."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        with transaction(con):  # (the snapshot and the log, as of one moment)
+            self.snapshot = _snapshot_now(con)
+            self._states = {(s.source, s.table): s for s in all_states(con)}
+        self._taken: set[tuple[str, str]] = set()
+
+    def take(self, con: duckdb.DuckDBPyConnection, source: str, table: str) -> TableState:
+        """The table's state now. Each is handed out once (its taker may change it): a
+        table taken again is read again."""
+        key = (source, table)
+        with CATALOG_LOCK:
+            again = key in self._taken
+            self._taken.add(key)
+            found = self._states.pop(key, None)
+        if again or _snapshot_now(con) != self.snapshot:
+            return load_state(con, source, table)
+        return found or TableState(source, table)
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[list[str]] | None:
     """Columns of a lake table (`schema.table`), or None when it does not exist."""
     schema, name = relation.split(".")
