@@ -33,10 +33,13 @@ _wal_lock = threading.Lock()
 def connection_config(
     memory_limit: str | None = None, threads: int | None = None
 ) -> dict[str, str | bool | int | float | list[str]]:
+    directory = extensions.install()
     config: dict[str, str | bool | int | float | list[str]] = {
-        "extension_directory": str(extensions.install()),
+        "extension_directory": str(directory),
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": True,
+        # each file's signature was checked once already (`lake.extensions`)
+        "allow_unsigned_extensions": extensions.verified(directory),
     }
     if memory_limit:
         config["memory_limit"] = memory_limit

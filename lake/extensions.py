@@ -4,11 +4,20 @@ DuckDB cannot download extensions here (and should not at run time in production
 the `duckdb-extension-<name>` wheels are the source. Each file is copied once into
 `<dir>/v<version>/<platform>/<name>.duckdb_extension`; DuckDB then autoloads them with
 `autoinstall_known_extensions=false`. `make install` runs `python -m lake.extensions`.
+
+DuckDB checks an extension's signature by hashing the whole file on every LOAD, in every
+database instance: about 0.1 s for each of DuckLake and SQLite, which every process of a
+run paid again. So each file is checked once, by DuckDB itself (a strict instance loads
+it), and `verified.json` records its size and modification time. While every file still
+matches, `connection_config()` turns the per-load check off; a file changed since is
+checked again, and one that fails is removed. Connections that run a reader's SQL
+(`lake.duck.lock_reader`) load nothing at all (`enable_external_access` is off).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -37,6 +46,7 @@ def default_dir() -> Path:
     return (Path(sys.prefix).parent / ".duckdb_extensions").resolve()
 
 
+@cache
 def _platform() -> str:
     con = duckdb.connect()  # not the shared default connection: callers run in threads
     try:
@@ -79,7 +89,61 @@ def _install(target: Path) -> Path:
         tmp = dest.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(found[0], tmp)
         os.replace(tmp, dest)
+    _verify(target, dest_dir)
     return target
+
+
+VERIFIED = "verified.json"
+
+
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _recorded(dest_dir: Path) -> dict[str, list[int]]:
+    try:
+        return dict(json.loads((dest_dir / VERIFIED).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _verify(target: Path, dest_dir: Path) -> None:
+    """DuckDB's own signature check of each file not checked yet (or changed since)."""
+    recorded = _recorded(dest_dir)
+    checked = dict(recorded)
+    for name in EXTENSIONS.values():
+        path = dest_dir / f"{name}.duckdb_extension"
+        if recorded.get(name) == _stamp(path):
+            continue
+        con = duckdb.connect(config={"extension_directory": str(target),
+                                     "autoinstall_known_extensions": False})  # fmt: skip
+        try:
+            con.execute(f"LOAD {name}")
+        except duckdb.Error as exc:
+            path.unlink(missing_ok=True)  # (copied again from its wheel next time)
+            raise RuntimeError(f"DuckDB extension {path} failed its signature check, "
+                               f"removed: {exc}") from exc  # fmt: skip
+        finally:
+            con.close()
+        checked[name] = _stamp(path)
+    if checked != recorded:
+        tmp = dest_dir / f"{VERIFIED}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(checked, indent=1))
+        os.replace(tmp, dest_dir / VERIFIED)
+
+
+def verified(target: Path) -> bool:
+    """Every extension file in `target` is the one whose signature DuckDB checked."""
+    dest_dir = target / f"v{duckdb.__version__}" / _platform()
+    recorded = _recorded(dest_dir)
+    try:
+        return all(
+            recorded.get(name) == _stamp(dest_dir / f"{name}.duckdb_extension")
+            for name in EXTENSIONS.values()
+        )
+    except OSError:
+        return False
 
 
 def main() -> None:

@@ -41,6 +41,8 @@ def dbt_env(project: Project) -> dict[str, str]:
         LAKEHOUSE_DUCKLAKE=project.lake.settings.ducklake_uri,
         LAKEHOUSE_BUILD_DB=str(project.build_db),
         LAKEHOUSE_EXTENSION_DIR=str(extensions.install()),
+        # the files' signatures were checked once (`lake.extensions`): not on every LOAD
+        LAKEHOUSE_EXTENSIONS_VERIFIED=str(extensions.verified(extensions.install())),
         DBT_TARGET_PATH=str(project.dbt_target),
         DBT_LOG_PATH=str(project.warehouse_dir / "dbt" / "logs"),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",

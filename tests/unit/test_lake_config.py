@@ -74,3 +74,27 @@ def test_env_var_wins_over_config_then_default(tmp_path: Path) -> None:
 def test_bad_lake_urls(url: str, tmp_path: Path) -> None:
     with pytest.raises(LakeConfigError):
         LakeSettings.resolve(url, tmp_path, {})
+
+
+def test_extensions_are_checked_once_and_again_when_a_file_changes(tmp_path: Path) -> None:
+    """DuckDB's signature check runs once per file (then every LOAD skips it); a file
+    changed since is checked again, and one that fails it is removed, not loaded."""
+    import duckdb
+
+    from lake import extensions
+
+    target = extensions.install(tmp_path / "ext")
+    assert extensions.verified(target)
+    file = next((target / f"v{duckdb.__version__}").glob("*/ducklake.duckdb_extension"))
+    with file.open("r+b") as f:  # one byte of the code changed, the file's end intact
+        f.seek(4096)
+        byte = f.read(1)
+        f.seek(4096)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert not extensions.verified(target)  # so connections check signatures again
+    extensions._install.cache_clear()  # (as the next process)
+    with pytest.raises(RuntimeError, match="failed its signature check"):
+        extensions.install(target)
+    assert not file.exists()
+    extensions._install.cache_clear()
+    assert extensions.verified(extensions.install(target))  # copied again from its wheel
