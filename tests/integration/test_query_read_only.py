@@ -11,7 +11,7 @@ import yaml
 from ingest import run_ingest
 from pipeline.config import Project, load_project
 from pipeline.errors import StageFailed
-from pipeline.serve import query
+from pipeline.serve import connect_serving, query
 from tests.integration.helpers import cli, raw_rows, s3_env_of
 
 SECRET_FILE = "secret.txt"
@@ -84,6 +84,16 @@ def test_query_cannot_write_or_read_outside_the_lake(
         assert refusal in str(caught.value), (sql, str(caught.value))
     assert not (tmp_path / "written.csv").exists()
     assert raw_rows(project, "files", "orders") == ROWS
+    # below the statement check: the reader's connection itself loads no extension, not
+    # even one whose file skipped DuckDB's signature check (`lake.extensions`)
+    fake = tmp_path / "fake.duckdb_extension"
+    fake.write_bytes(b"\0" * 1024)
+    reader = connect_serving(project)
+    unsigned = reader.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()
+    assert unsigned == (True,)  # (what a LOAD would otherwise allow)
+    with pytest.raises(duckdb.PermissionException, match="disabled through configuration"):
+        reader.execute(f"LOAD '{fake}'")
+    reader.close()
     # the lake's own Parquet files stay readable: that is what the allowed directory is for
     data = project.lake.settings.data_path
     files = query(project, f"SELECT count(*) FROM glob('{data}**/*.parquet')")[1]
