@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,25 @@ def database_url(source: SourceConfig, base_dir: Path) -> str:
     return url
 
 
+_attaching: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
 def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path) -> str:
-    """Attach the source database read-only (once per connection); returns its alias."""
+    """Attach the source database read-only (once per database: the run's workers share
+    it); returns its alias. Two workers attaching one source at once take turns: DuckDB's
+    `ATTACH IF NOT EXISTS` fails the second with "already exists" when both get past the
+    check together."""
     assert source.database is not None
     alias = _alias(source)
+    with _attaching[alias]:
+        _attach_once(con, source, base_dir, alias)
+    return alias
+
+
+def _attach_once(
+    con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path, alias: str
+) -> None:
+    assert source.database is not None
     attached = {
         r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
     }
@@ -70,7 +87,6 @@ def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path)
             after = f" (unreachable: {attempts} tries)" if _unreachable(exc) else ""
             raise IngestError(source.name, "(connection)",
                               f"cannot connect{after}: {message}") from None  # fmt: skip
-    return alias
 
 
 _TRANSIENT = ("connection refused", "timeout expired", "timed out", "could not connect",

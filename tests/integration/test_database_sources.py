@@ -261,3 +261,40 @@ def test_an_incremental_batch_diverted_for_its_schema_is_not_diverted_again(
     state = table_state(project, "app", "events")
     assert [b.load_id for b in state.batches if not b.in_raw_zone] == [diverted.load_id]
     assert raw_rows(project, "app", "events") == 2
+
+
+def test_workers_attaching_one_source_at_once_all_get_it(tmp_path: Path) -> None:
+    """An ingest run's workers share one DuckDB database: two tables of one source attach
+    it at the same moment. DuckDB's `ATTACH IF NOT EXISTS` failed the second with
+    "already exists" (42 of 200 tries of four threads here, and once in `make test`)."""
+    import threading
+
+    from ingest.sources.database import attach
+
+    with sqlite3.connect(tmp_path / "src.db") as db:
+        db.execute("CREATE TABLE t (id INTEGER)")
+    project = _project(tmp_path, {"name": "src", "kind": "sqlite",
+                                  "database": {"url": str(tmp_path / "src.db")},
+                                  "tables": [{"name": "t"}]})  # fmt: skip
+    source = project.spec.sources[0]
+    failed: list[BaseException] = []
+    for _ in range(50):
+        shared = project.lake.connect(attach=False)
+        start = threading.Barrier(4)
+
+        def worker(shared=shared, start=start) -> None:
+            cursor = shared.cursor()
+            start.wait()
+            try:
+                attach(cursor, source, project.base_dir)
+            except Exception as exc:  # (collected: a thread's exception is lost otherwise)
+                failed.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert shared.execute("SELECT count(*) FROM src_src.t").fetchone() == (0,)
+        shared.close()
+    assert failed == []
