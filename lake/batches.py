@@ -329,12 +329,13 @@ class StatesRead:
             self.snapshot = _snapshot_now(con)
             self._states = {(s.source, s.table): s for s in all_states(con)}
         self._taken: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()  # (the run's workers take at once)
 
     def take(self, con: duckdb.DuckDBPyConnection, source: str, table: str) -> TableState:
         """The table's state now. Each is handed out once (its taker may change it): a
         table taken again is read again."""
         key = (source, table)
-        with CATALOG_LOCK:
+        with self._lock:
             again = key in self._taken
             self._taken.add(key)
             found = self._states.pop(key, None)

@@ -67,13 +67,22 @@ def install(target: Path | None = None) -> Path:
         return _install(target or default_dir())
 
 
+def _layout(target: Path) -> Path:
+    """Where DuckDB looks for this version's extensions under `target`."""
+    return target / f"v{duckdb.__version__}" / _platform()
+
+
+def _file(dest_dir: Path, name: str) -> Path:
+    return dest_dir / f"{name}.duckdb_extension"
+
+
 @cache
 def _install(target: Path) -> Path:
     version = duckdb.__version__
-    dest_dir = target / f"v{version}" / _platform()
+    dest_dir = _layout(target)
     dest_dir.mkdir(parents=True, exist_ok=True)
     for package, name in EXTENSIONS.items():
-        dest = dest_dir / f"{name}.duckdb_extension"
+        dest = _file(dest_dir, name)
         if dest.exists():
             continue
         spec = importlib.util.find_spec(f"duckdb_extension_{package}")
@@ -113,7 +122,7 @@ def _verify(target: Path, dest_dir: Path) -> None:
     recorded = _recorded(dest_dir)
     checked = dict(recorded)
     for name in EXTENSIONS.values():
-        path = dest_dir / f"{name}.duckdb_extension"
+        path = _file(dest_dir, name)
         if recorded.get(name) == _stamp(path):
             continue
         con = duckdb.connect(config={"extension_directory": str(target),
@@ -135,12 +144,11 @@ def _verify(target: Path, dest_dir: Path) -> None:
 
 def verified(target: Path) -> bool:
     """Every extension file in `target` is the one whose signature DuckDB checked."""
-    dest_dir = target / f"v{duckdb.__version__}" / _platform()
+    dest_dir = _layout(target)
     recorded = _recorded(dest_dir)
     try:
         return all(
-            recorded.get(name) == _stamp(dest_dir / f"{name}.duckdb_extension")
-            for name in EXTENSIONS.values()
+            recorded.get(name) == _stamp(_file(dest_dir, name)) for name in EXTENSIONS.values()
         )
     except OSError:
         return False

@@ -36,13 +36,14 @@ class DbtResult:
 def dbt_env(project: Project) -> dict[str, str]:
     """Everything `dbt_project/profiles.yml` and the source definitions read."""
     env = dict(os.environ)
+    extension_dir = extensions.install()
     env.update(
         LAKEHOUSE_LAKE_URL=project.lake.settings.url,
         LAKEHOUSE_DUCKLAKE=project.lake.settings.ducklake_uri,
         LAKEHOUSE_BUILD_DB=str(project.build_db),
-        LAKEHOUSE_EXTENSION_DIR=str(extensions.install()),
+        LAKEHOUSE_EXTENSION_DIR=str(extension_dir),
         # the files' signatures were checked once (`lake.extensions`): not on every LOAD
-        LAKEHOUSE_EXTENSIONS_VERIFIED=str(extensions.verified(extensions.install())),
+        LAKEHOUSE_EXTENSIONS_VERIFIED=str(extensions.verified(extension_dir)),
         DBT_TARGET_PATH=str(project.dbt_target),
         DBT_LOG_PATH=str(project.warehouse_dir / "dbt" / "logs"),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",

@@ -57,18 +57,11 @@ def attach(con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path)
     assert source.database is not None
     alias = _alias(source)
     with _attaching[alias]:
-        _attach_once(con, source, base_dir, alias)
-    return alias
-
-
-def _attach_once(
-    con: duckdb.DuckDBPyConnection, source: SourceConfig, base_dir: Path, alias: str
-) -> None:
-    assert source.database is not None
-    attached = {
-        r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
-    }
-    if alias not in attached:
+        attached = {
+            r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+        }
+        if alias in attached:
+            return alias
         kind = "postgres" if source.kind == "postgres" else "sqlite"
         sql = (f"ATTACH IF NOT EXISTS {quote_str(database_url(source, base_dir))} AS {alias} "
                f"(TYPE {kind}, READ_ONLY)")  # fmt: skip
@@ -87,6 +80,7 @@ def _attach_once(
             after = f" (unreachable: {attempts} tries)" if _unreachable(exc) else ""
             raise IngestError(source.name, "(connection)",
                               f"cannot connect{after}: {message}") from None  # fmt: skip
+    return alias
 
 
 _TRANSIENT = ("connection refused", "timeout expired", "timed out", "could not connect",

@@ -169,9 +169,9 @@ def serve(
         loop = asyncio.get_running_loop()
         for sub in subscribers:
             sub.start(loop)
-        ready = log_dir / "collector.json"
-        ready.with_suffix(".tmp").write_text(json.dumps({"url": url}))
-        ready.with_suffix(".tmp").replace(ready)  # whole or absent to whoever polls for it
+        ready, tmp = log_dir / "collector.json", log_dir / "collector.json.tmp"
+        tmp.write_text(json.dumps({"url": url}))
+        tmp.replace(ready)  # whole or absent to whoever polls for it
         if on_ready:
             on_ready(url)
         try:
