@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -22,10 +20,11 @@ from tenacity import (
 )
 
 from ingest.cdc.diff import SnapshotDiffSource
-from ingest.config import DATABASE_KINDS, PUSHED_KINDS, IngestSettings, SourceConfig, TableConfig
+from ingest.config import IngestSettings, SourceConfig, TableConfig
 from ingest.errors import IngestError, reason
+from ingest.report import IngestReport, TableReport, with_runbook
+from ingest.select import select_tables
 from ingest.sources import KINDS, Extract
-from ingest.sources.database import expand_tables
 from lake import (
     LINEAGE_COLUMNS,
     BatchRecord,
@@ -38,108 +37,11 @@ from lake import (
     describe_change,
     ensure_schemas,
     layout,
-    load_state,
     new_load_id,
 )
 from lake.duck import quote_ident, quote_str
 
 log = logging.getLogger("lakehouse.ingest")
-
-
-@dataclass
-class TableReport:
-    source: str
-    table: str
-    batches: list[BatchRecord] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
-    """Quarantined batches whose input is still the same (not landed again)."""
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def rows(self) -> int:
-        return sum(b.landed_rows for b in self.batches)
-
-    @property
-    def quarantined(self) -> int:
-        return sum(b.quarantined for b in self.batches)
-
-
-@dataclass
-class IngestReport:
-    tables: list[TableReport]
-
-    @property
-    def ok(self) -> bool:
-        return all(t.error is None for t in self.tables)
-
-    @property
-    def rows(self) -> int:
-        return sum(t.rows for t in self.tables)
-
-    def failures(self) -> list[str]:
-        return [t.error for t in self.tables if t.error]
-
-    @property
-    def quarantined_batches(self) -> list[BatchRecord]:
-        """Batches set aside whole by this run (e.g. a schema change under `quarantine`)."""
-        return [b for t in self.tables for b in t.batches if not b.in_raw_zone]
-
-
-def resolve_tables(
-    lake: Lake, src: SourceConfig, base_dir: Path, con: duckdb.DuckDBPyConnection | None = None
-) -> list[TableConfig]:
-    """The tables of a source; database `include` globs are expanded here (on `con`, or
-    a connection of its own)."""
-    if src.kind not in DATABASE_KINDS:
-        return list(src.tables)
-    if con is not None:
-        return expand_tables(con, src, base_dir)
-    with contextlib.closing(lake.connect()) as own:
-        return expand_tables(own, src, base_dir)
-
-
-def _select(
-    lake: Lake,
-    sources: list[SourceConfig],
-    base_dir: Path,
-    only: list[str] | None,
-    con: duckdb.DuckDBPyConnection,
-) -> tuple[list[tuple[SourceConfig, TableConfig]], list[TableReport]]:
-    """`only` holds `source` or `source.table` names. Sources that cannot even list their
-    tables are reported as failed; the others go on."""
-    if only:
-        known = {s.name for s in sources} | {
-            f"{s.name}.{t.name}" for s in sources for t in s.tables
-        }
-        db_sources = {s.name for s in sources if s.kind in DATABASE_KINDS}
-        unknown = sorted(n for n in set(only) - known if n.split(".")[0] not in db_sources)
-        if unknown:
-            raise IngestError(
-                unknown[0].split(".")[0], unknown[0], f"not declared in lakehouse.yml: {unknown}"
-            )
-    chosen, failed = [], []
-    for src in sources:
-        if only and src.name not in only and not any(o.startswith(f"{src.name}.") for o in only):
-            continue
-        if src.kind in PUSHED_KINDS:  # its data arrives through `lakehouse collect`
-            if only:
-                raise IngestError(src.name, "", f"a {src.kind} source sends its data: "
-                                  "`lakehouse collect` lands it as it arrives")  # fmt: skip
-            continue
-        try:
-            tables = resolve_tables(lake, src, base_dir, con)
-        except IngestError as exc:
-            failed.append(TableReport(src.name, exc.table, error=_with_runbook(src, exc)))
-            continue
-        for tbl in tables:
-            if not only or src.name in only or f"{src.name}.{tbl.name}" in only:
-                chosen.append((src, tbl))
-    return chosen, failed
-
-
-def _with_runbook(src: SourceConfig, exc: Exception) -> str:
-    return f"{exc} [runbook: {src.runbook}]" if src.runbook else str(exc)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, uri: str) -> list[list[str]]:
@@ -269,14 +171,14 @@ def ingest_table(
     tbl: TableConfig,
     base_dir: Path,
     shared: duckdb.DuckDBPyConnection,
+    states: StatesRead,
     run_id: str | None = None,
     timeout_s: float | None = None,
-    states: StatesRead | None = None,
 ) -> TableReport:
     """Land a table's new inputs; `shared` is the run's DuckDB database (this worker
     opens its own connection, with its own transactions and temporary tables, to it).
-    `timeout_s`: interrupt its DuckDB work after that long (what was committed stays).
-    `states`: the batch log as the run read it before its tables started."""
+    `states`: the batch log as the run read it before its tables started. `timeout_s`:
+    interrupt its DuckDB work after that long (what was committed stays)."""
     report = TableReport(src.name, tbl.name)
     started = time.monotonic()
     con = shared.cursor()
@@ -292,11 +194,7 @@ def ingest_table(
         timer.start()
     try:
         with lake.table_lock(src.name, tbl.name):  # one writer per table
-            state = (
-                states.take(con, src.name, tbl.name)
-                if states
-                else load_state(con, src.name, tbl.name)
-            )
+            state = states.take(con, src.name, tbl.name)
             held = {b.fingerprint: b for b in state.batches if not b.in_raw_zone}
             kind = SnapshotDiffSource if tbl.cdc else KINDS[src.kind]
             source = kind(src, tbl, lake, base_dir)
@@ -329,7 +227,7 @@ def ingest_table(
             error = IngestError(src.name, tbl.name, f"did not finish in {timeout_s:g} s "
                                 "(ingest.table_timeout_s): stopped; its batch in flight was "
                                 "not committed")  # fmt: skip
-        report.error = _with_runbook(src, error or IngestError(src.name, tbl.name, reason(exc)))
+        report.error = with_runbook(src, error or IngestError(src.name, tbl.name, reason(exc)))
         log.error("%s", report.error)  # one line; the traceback for a debugging session
         log.debug("%s.%s failed", src.name, tbl.name, exc_info=not error)
     finally:
@@ -357,7 +255,7 @@ def run_ingest(
     shared = lake.connect(memory_limit=f"{settings.memory_limit_mb}MB")
     shared.execute("SET preserve_insertion_order = false")
     try:
-        chosen, failed = _select(lake, sources, base_dir, only, shared)
+        chosen, failed = select_tables(lake, sources, base_dir, only, shared)
         workers = max(1, min(settings.workers, len(chosen)))
         # each source's schema first, in one commit: two workers creating it at once
         # would conflict and wait out DuckLake's retries
@@ -380,9 +278,9 @@ def run_ingest(
                     t,
                     base_dir,
                     shared,
+                    states,
                     run_id,
                     settings.table_timeout_s,
-                    states,
                 )
                 for s, t in chosen
                 if not t.reads_log(s)

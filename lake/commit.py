@@ -13,8 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,10 +33,9 @@ from lake.batches import (
 )
 from lake.duck import INLINE_ROWS, quote_ident, quote_str
 from lake.errors import LakeError
+from lake.failpoints import failpoint
 from lake.storage import Storage
 
-FAILPOINT_ENV = "LAKEHOUSE_FAILPOINT"  # test hook: crash at a named step (see tests)
-PAUSE_ENV = "LAKEHOUSE_PAUSE"  # test hook, `step:path`: wait at a named step for path to exist
 LINEAGE_COLUMNS = ("_load_id", "_source_file", "_ingested_at")
 
 log = logging.getLogger("lakehouse.lake")
@@ -80,20 +77,6 @@ class NewBatch:
 def new_load_id(fingerprint: str, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%S%f}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:8]}"
-
-
-def failpoint(name: str) -> None:
-    """Test hooks at a named step: die there (`LAKEHOUSE_FAILPOINT=step`), or stop there
-    until a file exists (`LAKEHOUSE_PAUSE=step:path`; `path.reached` says it got there),
-    so a test can order two processes without guessing at timings."""
-    if os.environ.get(FAILPOINT_ENV) == name:
-        os._exit(86)
-    step, _, path = os.environ.get(PAUSE_ENV, "").partition(":")
-    if step == name and path:
-        open(f"{path}.reached", "w").close()
-        deadline = time.monotonic() + 600
-        while not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.05)
 
 
 def describe_change(old: list[list[str]] | None, new: list[list[str]]) -> str:

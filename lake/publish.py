@@ -29,8 +29,8 @@ import duckdb
 
 from lake import layout
 from lake.batches import in_transaction, transaction
-from lake.commit import failpoint
 from lake.duck import quote_ident
+from lake.failpoints import failpoint
 
 METADATA = "__ducklake_metadata_lake"
 """Where DuckLake attaches the catalog's own tables of the lake attached as `lake`."""

@@ -19,8 +19,8 @@ from lake import (
     quarantine_batch,
     record_gate,
 )
-from lake.commit import failpoint
 from lake.duck import attach_sql, connection_config, quote_ident, quote_str
+from lake.failpoints import failpoint
 from lake.layout import BUILD
 from lake.publish import built_marts, changes_since, current_snapshot, published_snapshots
 from pipeline.config import Project

@@ -139,7 +139,7 @@ def _publish_asset(project: Project, marts: list[dg.AssetKey]) -> dg.AssetsDefin
 
 
 def build_definitions(project: Project) -> dg.Definitions:
-    from ingest.run import resolve_tables
+    from ingest.select import resolve_tables
 
     manifest = _manifest(project)
     raw = []

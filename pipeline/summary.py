@@ -81,7 +81,7 @@ def analyst_sql(project: Project) -> str:
 
 def print_sources(project: Project) -> None:
     """Every declared source and table (database globs expanded), with its lake state."""
-    from ingest.run import resolve_tables
+    from ingest.select import resolve_tables
 
     for source in project.spec.sources:
         click.echo(f"{source.name} ({source.kind})")

@@ -16,7 +16,7 @@ from ingest.cdc import slot as pg_slot
 from ingest.cdc.capture import Capture, slot_name
 from ingest.config import SourceConfig, TableConfig
 from ingest.errors import IngestError, reason
-from ingest.run import TableReport, _with_runbook
+from ingest.report import TableReport, with_runbook
 from ingest.sources.database import database_url
 from lake import Lake
 
@@ -51,7 +51,7 @@ def capture_source(
             src.name,
             t.name,
             capture.landed[t.name],
-            error=_with_runbook(src, error) if error else None,
+            error=with_runbook(src, error) if error else None,
             seconds=seconds,
         )
         for t in capture.tables

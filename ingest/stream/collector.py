@@ -23,7 +23,7 @@ from ingest.stream.options import CollectorSettings
 from ingest.stream.schema import Validator
 from lake import Lake
 from lake.batches import in_transaction
-from lake.commit import failpoint
+from lake.failpoints import failpoint
 
 log = logging.getLogger("lakehouse.collect")
 MAX_RAW = 1 << 20

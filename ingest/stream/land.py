@@ -17,8 +17,9 @@ from ingest.config import PUSHED_KINDS, SourceConfig, TableConfig
 from ingest.stream.wal import REJECTS, parse_stream_file
 from lake import layout
 from lake.batches import in_transaction, table_columns, transaction
-from lake.commit import failpoint, new_load_id
+from lake.commit import new_load_id
 from lake.duck import quote_ident, quote_str
+from lake.failpoints import failpoint
 
 log = logging.getLogger("lakehouse.collect")
 
