@@ -27,6 +27,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_
 
 from lake import layout
 from lake.duck import quote_ident, quote_str
+from lake.locks import hold_commits, release_commits
 
 log = logging.getLogger("lakehouse.lake")
 
@@ -74,7 +75,14 @@ class transaction:
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         CATALOG_LOCK.acquire()
         try:
-            self.con.execute("BEGIN TRANSACTION")
+            self.catalog = _sqlite_catalog_of(self.con)
+            if self.catalog is not None:  # (see `lake.locks`: one at a time)
+                hold_commits(self.catalog)
+            try:
+                self.con.execute("BEGIN TRANSACTION")
+            except BaseException:
+                self._release()
+                raise
         except BaseException:
             CATALOG_LOCK.release()
             raise
@@ -91,11 +99,25 @@ class transaction:
             else:
                 self._rollback()
         finally:
+            self._release()
             CATALOG_LOCK.release()
+
+    def _release(self) -> None:
+        if self.catalog is not None:
+            release_commits(self.catalog)
 
     def _rollback(self) -> None:
         with contextlib.suppress(duckdb.Error):  # no transaction left to roll back
             self.con.execute("ROLLBACK")
+
+
+def _sqlite_catalog_of(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The SQLite catalog file of the lake attached to `con`; None for PostgreSQL."""
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = 'lake' AND type = 'ducklake'"
+    ).fetchone()
+    path = str(row[0]) if row and row[0] else ""
+    return path[len("sqlite:") :] if path.startswith("sqlite:") else None
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:

@@ -7,6 +7,14 @@ a `flock` beside a SQLite catalog (every writer is on that host), a PostgreSQL a
 lock for a PostgreSQL catalog. Both are released by the kernel or the server when the
 holder dies, so a killed writer never leaves a stale lock.
 
+The commit lock (`hold_commits`) is for a SQLite catalog only: one catalog transaction at
+a time across processes, each held from before its first read of the catalog to its
+commit. DuckLake 1.5.5 cannot commit a transaction whose read of the SQLite catalog is
+older than another process's commit: SQLite answers `database is locked` without waiting
+(a read-to-write upgrade of a stale WAL snapshot) and DuckLake does not retry it
+(duckdb/ducklake#1309, fixed after 1.5.5). With the collector committing every half
+second, every dbt model longer than that lost. PostgreSQL catalogs need no such lock.
+
 The run lock (`run_lock`) also says who holds it: the holder's run id, host, pid and
 start time are written into the lock file (or, for PostgreSQL, the locking session's
 `application_name`), so a second run can name it.
@@ -21,10 +29,12 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from lake.config import LakeSettings
@@ -32,6 +42,8 @@ from lake.errors import LakeError
 
 log = logging.getLogger("lakehouse.lake")
 RUN_LOCK = "_run"
+COMMITS = "_commits"
+COMMIT_WAIT_S = 900.0
 
 
 class LockTimeout(LakeError):
@@ -215,3 +227,44 @@ def _pg_lock(dsn: str, name: str, timeout_s: float) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+_commits_held: dict[str, list[int]] = {}  # lock file -> [fd, depth]
+_commits_guard = threading.Lock()
+
+
+def hold_commits(catalog: os.PathLike[str] | str, wait_s: float = COMMIT_WAIT_S) -> None:
+    """Take the commit lock of the SQLite catalog `catalog` (see the module's docstring),
+    waiting up to `wait_s` for another process's transaction. Re-entrant in a process:
+    each hold needs a `release_commits`. The kernel releases it if the holder dies."""
+    key = os.fspath(catalog)
+    with _commits_guard:
+        if key in _commits_held:
+            _commits_held[key][1] += 1
+            return
+    fd = _open_lock_file(Path(key).with_suffix(".locks"), COMMITS)
+    if not _flock_within(fd, wait_s, poll_s=0.005):
+        os.close(fd)
+        raise LockTimeout(f"{key}: another process held the catalog's commit lock for "
+                          f"{wait_s:.0f} s")  # fmt: skip
+    with _commits_guard:
+        _commits_held[key] = [fd, 1]
+
+
+def release_commits(catalog: os.PathLike[str] | str) -> None:
+    """Undo one `hold_commits`; the last one releases the lock. Without a hold: nothing."""
+    key = os.fspath(catalog)
+    with _commits_guard:
+        held = _commits_held.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _commits_held[key]
+            os.close(held[0])  # releases the lock
+
+
+def holding_commits(catalog: os.PathLike[str] | str) -> bool:
+    """Whether this process holds the commit lock of `catalog`."""
+    with _commits_guard:
+        return os.fspath(catalog) in _commits_held

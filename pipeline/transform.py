@@ -50,6 +50,8 @@ def dbt_env(project: Project) -> dict[str, str]:
         # lakehouse's own macros, a local package (`lakehouse init` projects use it)
         LAKEHOUSE_DBT_PACKAGE=str(Path(__file__).parent / "dbt_package"),
     )
+    if project.lake.settings.catalog_path is not None:  # (see lake.dbt_plugin)
+        env["LAKEHOUSE_COMMIT_LOCK"] = str(project.lake.settings.catalog_path)
     if project.lake.settings.s3 is not None:
         env.update(project.lake.settings.s3.dbt_env())
     return env

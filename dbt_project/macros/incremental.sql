@@ -15,6 +15,7 @@
    the model does not exist yet, is being rebuilt, or is empty. #}
 {% macro lake_watermark(column='_snapshot_id', relation=none) -%}
     {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- do lake_hold_commits() -%}
     {%- set result = run_query(
         'select cast(max(' ~ column ~ ') as varchar) from ' ~ (relation or this)
     ) -%}
@@ -64,6 +65,7 @@
 {# The newest lake snapshot, read while the model compiles (its upstream marts are built). #}
 {% macro lake_snapshot() -%}
     {%- if not execute -%}{{ return(0) }}{%- endif -%}
+    {%- do lake_hold_commits() -%}
     {%- set result = run_query("select max(snapshot_id) from ducklake_snapshots('lake')") -%}
     {{ return(result.columns[0].values()[0] | int) }}
 {%- endmacro %}
@@ -74,6 +76,7 @@
    rebuild: its change feed starts over). #}
 {% macro lake_since(upstreams) -%}
     {%- if not execute or not is_incremental() -%}{{ return(none) }}{%- endif -%}
+    {%- do lake_hold_commits() -%}
     {%- if '_lake_snapshot' not in adapter.get_columns_in_relation(this) | map(attribute='name') -%}
         {%- do exceptions.raise_compiler_error(
             this ~ " was built by an older lakehouse: rebuild it once with "
@@ -201,4 +204,10 @@
         'pre_hook': ["{{ \"set disabled_optimizers = 'build_side_probe_side'\" if is_incremental() }}"],
         'post_hook': ["reset disabled_optimizers"],
     }) }}
+{%- endmacro %}
+
+{# Before a model's first read of the lake while it compiles: its catalog transaction holds
+   the lake's commit lock from here (lake/dbt_plugin.py; the model's post-hook releases it). #}
+{% macro lake_hold_commits() -%}
+    {%- do run_query("select lakehouse_hold_commits()") -%}
 {%- endmacro %}

@@ -270,3 +270,48 @@ def test_ingest_while_the_raw_gate_runs(make_project) -> None:
                     "WHERE order_id >= 990100 ORDER BY 1")  # fmt: skip
     assert rows == [(990101, "placed"), (990200, "placed"), (990201, "placed"),
                     (990202, "placed")]  # fmt: skip
+
+
+def _committer(project_file: Path, stop: Path, every_s: float) -> subprocess.Popen:
+    """Another process committing to the lake every `every_s` (as the collector does, in
+    micro-batches), until `stop` exists; it prints how many commits it made."""
+    code = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from lake.batches import transaction
+        from pipeline.config import load_project
+        con = load_project(Path({str(project_file)!r})).lake.connect()
+        con.execute("CREATE TABLE IF NOT EXISTS lake.main.ticks (i INTEGER)")
+        n = 0
+        while not Path({str(stop)!r}).exists():
+            with transaction(con):
+                con.execute(f"INSERT INTO lake.main.ticks VALUES ({{n}})")
+            n += 1
+            time.sleep({every_s})
+        print(n)
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_a_dbt_build_commits_while_another_process_commits_every_few_ms(make_project) -> None:
+    """DuckLake 1.5.5 cannot commit a model whose read of the SQLite catalog is older than
+    another process's commit (duckdb/ducklake#1309): with a writer committing every 20 ms,
+    every model lost, and `dbt retry` lost again. The commit lock (lake.locks) lets them
+    take turns: the build passes at its first try, and the writer kept committing."""
+    project = make_project(built=True)
+    stop = project.base_dir / "stop"
+    writer = _committer(project.path, stop, every_s=0.02)
+    try:
+        time.sleep(3)  # (it is committing)
+        assert writer.poll() is None, writer.communicate()[1]
+        result = build(project, select="tag:real_time", extra=["--full-refresh"])
+        assert result.ok, result.failures
+        assert result.models == 4 and result.failures == []
+    finally:
+        stop.touch()
+        out, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err
+    commits = int(out.strip())
+    assert commits > 20, commits
+    assert lake_sql(project, "SELECT count(*) FROM lake.main.ticks") == [(commits,)]
